@@ -1,0 +1,47 @@
+//! Error enums, one per audience: BitTorrent clients get a bencoded `failure reason`,
+//! admin callers get a JSON body with a status code. Startup errors are `anyhow` in `main`.
+
+/// Why an announce or scrape was refused. Sent as HTTP 200 with `failure reason` (BEP 3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("missing {0}")]
+    MissingParam(&'static str),
+    #[error("{param} must be 20 bytes, got {len}")]
+    BadLength { param: &'static str, len: usize },
+    #[error("{0} is not a valid number")]
+    InvalidNumber(&'static str),
+    #[error("port must be between 1 and 65535")]
+    InvalidPort,
+    #[error("too many info_hash values (at most {max})")]
+    TooManyInfoHashes { max: usize },
+}
+
+/// Why an admin request was refused. Sent as JSON `{"error": ...}` with [`AdminError::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method {method} not allowed; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AdminError::BadRequest(_) => 400,
+            AdminError::BodyTooLarge { .. } => 413,
+            AdminError::Forbidden(_) => 403,
+            AdminError::NotFound(_) => 404,
+            AdminError::MethodNotAllowed { .. } => 405,
+            AdminError::Internal(_) => 500,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! tinytracker: a small private BitTorrent tracker (BEP 3, 7, 23, 48) that keeps its whole state
+//! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod legacy;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod swarm;
