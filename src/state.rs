@@ -1,0 +1,569 @@
+//! The single JSON state file: its serde layout (the Python original's, plus `version` and
+//! `completions`), loading current and legacy files, and the atomic save. No locks are taken here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Number;
+
+use crate::ids::{InfoHash, PeerId};
+use crate::legacy;
+use crate::swarm::{canonical_ip, Peer, TorrentInfo, TorrentSnapshot};
+
+/// The layout this tracker writes. Files without `version` are the Python original's.
+pub const VERSION: u32 = 2;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Unix seconds of the save that wrote the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<u64>,
+    #[serde(default)]
+    pub torrents: BTreeMap<String, TorrentEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TorrentEntry {
+    #[serde(default)]
+    pub info: InfoEntry,
+    #[serde(default)]
+    pub peers_info: Vec<PeerEntry>,
+    /// Written for people and scripts; ignored on load.
+    #[serde(default)]
+    pub stats: serde_json::Value,
+    /// Number of `event=completed` seen (BEP 48 `downloaded`).
+    #[serde(default)]
+    pub completions: u64,
+}
+
+/// Torrent metadata. The original stored whatever JSON types `/add_torrent_info` was given,
+/// so loading is lenient: a value of the wrong type becomes the field's empty value.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoEntry {
+    #[serde(default)]
+    pub info_hash: serde_json::Value,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub name: String,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub size: u64,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub piece_length: u64,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    pub creation_date: i64,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub comment: String,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub created_by: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    /// Current files: [`PeerId::to_text`]. Legacy files: the original's Werkzeug form.
+    pub peer_id: String,
+    pub ip: String,
+    pub port: Number,
+    /// Unix seconds (the original wrote fractions).
+    pub last_seen: Number,
+    pub uploaded: Number,
+    pub downloaded: Number,
+    pub left: Number,
+    #[serde(default)]
+    pub is_seeder: bool,
+    /// This peer's completion has been counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completed: bool,
+}
+
+/// What a load produced, and what it had to leave out (each line names the key and why).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub torrents: Vec<TorrentSnapshot>,
+    pub legacy: bool,
+    pub skipped: Vec<String>,
+    pub peers: usize,
+}
+
+#[derive(Debug)]
+pub enum LoadError {
+    Read(PathBuf, io::Error),
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    BadKey(PathBuf, String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+            LoadError::Parse {
+                path,
+                line,
+                column,
+                message,
+            } => write!(
+                f,
+                "{}:{line}:{column}: not a valid state file: {message}",
+                path.display()
+            ),
+            LoadError::BadKey(path, key) => write!(
+                f,
+                "{}: torrent key {key:?} is not a 40-character hex info hash",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads a state file. `Ok(None)` when there is none yet.
+pub fn load(path: &Path) -> Result<Option<Loaded>, LoadError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LoadError::Read(path.to_owned(), e)),
+    };
+    let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| LoadError::Parse {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    from_file(file)
+        .map(Some)
+        .map_err(|key| LoadError::BadKey(path.to_owned(), key))
+}
+
+/// Converts a parsed file; `Err(key)` for a current-format key that is not hex.
+pub fn from_file(file: StateFile) -> Result<Loaded, String> {
+    let legacy = file.version.is_none();
+    let mut loaded = Loaded {
+        legacy,
+        ..Loaded::default()
+    };
+    for (key, entry) in file.torrents {
+        let info_hash = if legacy {
+            match legacy::werkzeug_candidates(&key).as_slice() {
+                [one] => InfoHash(*one),
+                [] => {
+                    loaded
+                        .skipped
+                        .push(format!("key {key:?}: not a 20-byte info hash"));
+                    continue;
+                }
+                several => {
+                    let hexes: Vec<String> =
+                        several.iter().map(|c| InfoHash(*c).to_hex()).collect();
+                    loaded.skipped.push(format!(
+                        "key {key:?}: ambiguous, could be any of {}",
+                        hexes.join(", ")
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            InfoHash::from_hex(&key).map_err(|_| key.clone())?
+        };
+        let mut peers: HashMap<SocketAddr, Peer> = HashMap::new();
+        for entry_peer in entry.peers_info {
+            match peer_from_entry(&entry_peer, legacy) {
+                Ok(peer) => {
+                    // The same address twice: keep the newest (the original kept the newest per peer id).
+                    let newer = peers
+                        .get(&peer.addr)
+                        .is_none_or(|old| old.last_seen_unix < peer.last_seen_unix);
+                    if newer {
+                        peers.insert(peer.addr, peer);
+                    }
+                }
+                Err(why) => loaded.skipped.push(format!(
+                    "torrent {info_hash}: peer {:?} {}:{}: {why}",
+                    entry_peer.peer_id, entry_peer.ip, entry_peer.port
+                )),
+            }
+        }
+        loaded.peers += peers.len();
+        let InfoEntry {
+            name,
+            size,
+            piece_length,
+            creation_date,
+            comment,
+            created_by,
+            ..
+        } = entry.info;
+        loaded.torrents.push(TorrentSnapshot {
+            info_hash,
+            info: TorrentInfo {
+                name,
+                size,
+                piece_length,
+                creation_date,
+                comment,
+                created_by,
+            },
+            completions: entry.completions,
+            peers: peers.into_values().collect(),
+        });
+    }
+    Ok(loaded)
+}
+
+fn peer_from_entry(entry: &PeerEntry, legacy: bool) -> Result<Peer, &'static str> {
+    let peer_id = if legacy {
+        let candidates = legacy::werkzeug_candidates(&entry.peer_id);
+        PeerId(*candidates.first().ok_or("peer id is not 20 bytes")?)
+    } else {
+        PeerId::from_text(&entry.peer_id).map_err(|_| "peer id is not 20 bytes")?
+    };
+    let ip: IpAddr = entry.ip.parse().map_err(|_| "not an IP address")?;
+    let port = whole(&entry.port)
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or("port out of range")?;
+    let counter = |value: &Number| whole(value).ok_or("negative or fractional counter");
+    let last_seen = entry.last_seen.as_f64().map(f64::floor).unwrap_or(0.0);
+    let mut peer = Peer::new(
+        SocketAddr::new(canonical_ip(ip), port as u16),
+        peer_id,
+        counter(&entry.left)?,
+        whole_f64(last_seen).ok_or("bad last_seen")?,
+    );
+    peer.uploaded = counter(&entry.uploaded)?;
+    peer.downloaded = counter(&entry.downloaded)?;
+    peer.completed = entry.completed;
+    Ok(peer)
+}
+
+/// A non-negative whole number that fits a u64, from a JSON number.
+fn whole(value: &Number) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().and_then(whole_f64))
+}
+
+fn whole_f64(value: f64) -> Option<u64> {
+    (value >= 0.0 && value.fract() == 0.0 && value < 18_446_744_073_709_551_616.0)
+        .then_some(value as u64)
+}
+
+/// The file as it will be written: 40-hex keys, readable peer ids, the original's fields.
+pub fn to_file(torrents: &[TorrentSnapshot], now_unix: u64) -> StateFile {
+    let mut out = BTreeMap::new();
+    for t in torrents {
+        let hex = t.info_hash.to_hex();
+        let seeders = t.peers.iter().filter(|p| p.is_seeder()).count();
+        let sum = |f: fn(&Peer) -> u64| t.peers.iter().map(|p| u128::from(f(p))).sum::<u128>();
+        let stats = serde_json::json!({
+            "complete": seeders,
+            "incomplete": t.peers.len() - seeders,
+            "downloaded": sum(|p| p.downloaded),
+            "uploaded": sum(|p| p.uploaded),
+            "peers": t.peers.len(),
+            "completed": t.completions,
+        });
+        let peers_info = t
+            .peers
+            .iter()
+            .map(|p| PeerEntry {
+                peer_id: p.peer_id.to_text(),
+                ip: p.addr.ip().to_string(),
+                port: p.addr.port().into(),
+                last_seen: p.last_seen_unix.into(),
+                uploaded: p.uploaded.into(),
+                downloaded: p.downloaded.into(),
+                left: p.left.into(),
+                is_seeder: p.is_seeder(),
+                completed: p.completed,
+            })
+            .collect();
+        let info = InfoEntry {
+            info_hash: serde_json::Value::String(hex.clone()),
+            name: t.info.name.clone(),
+            size: t.info.size,
+            piece_length: t.info.piece_length,
+            creation_date: t.info.creation_date,
+            comment: t.info.comment.clone(),
+            created_by: t.info.created_by.clone(),
+        };
+        out.insert(
+            hex,
+            TorrentEntry {
+                info,
+                peers_info,
+                stats,
+                completions: t.completions,
+            },
+        );
+    }
+    StateFile {
+        version: Some(VERSION),
+        saved_at: Some(now_unix),
+        torrents: out,
+    }
+}
+
+/// Writes `file` to `path` atomically: a temp file in the same directory, fsync, rename, fsync
+/// the directory. On any error the previous file is untouched. Returns the bytes written.
+pub fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
+    })?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let written = write_synced(&tmp, file).and_then(|bytes| {
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(bytes)
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_synced(tmp: &Path, file: &StateFile) -> io::Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    serde_json::to_writer_pretty(&mut out, file)?;
+    out.write_all(b"\n")?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    file.metadata().map(|m| m.len())
+}
+
+/// Before the first save over a file written by the Python original, keeps it beside the new one
+/// as `<name>.legacy` (or `.legacy.1`, … if that exists). Returns where it went.
+pub fn keep_legacy_copy(path: &Path) -> io::Result<PathBuf> {
+    let base = path.as_os_str().to_owned();
+    let mut candidate = PathBuf::from(format!("{}.legacy", base.to_string_lossy()));
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{}.legacy.{n}", base.to_string_lossy()));
+        n += 1;
+    }
+    fs::copy(path, &candidate)?;
+    Ok(candidate)
+}
+
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => whole(&n).unwrap_or(0),
+        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    })
+}
+
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .unwrap_or(0),
+        _ => 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy_fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/legacy")
+            .join(name)
+    }
+
+    fn hex(t: &TorrentSnapshot) -> String {
+        t.info_hash.to_hex()
+    }
+
+    #[test]
+    fn qbittorrent_fixture_loads_its_one_torrent() {
+        let loaded = load(&legacy_fixture("tracker_state.qbittorrent.json"))
+            .unwrap()
+            .unwrap();
+        assert!(loaded.legacy);
+        assert_eq!(loaded.torrents.len(), 1);
+        assert_eq!(
+            hex(&loaded.torrents[0]),
+            "e34b5b897bca1ac46ca7992c358ac87f1e0eaddb"
+        );
+        // Two entries share 192.168.2.20:30463; the newest wins.
+        let peers = &loaded.torrents[0].peers;
+        assert_eq!(peers.len(), 2);
+        let shared = peers.iter().find(|p| p.addr.port() == 30463).unwrap();
+        assert_eq!(shared.peer_id, PeerId(*b"-qB5030-2msGNq0e_m(L"));
+        assert_eq!(shared.left, 4771074618);
+    }
+
+    #[test]
+    fn binary_keys_fixture_decodes_exactly_the_unambiguous_keys() {
+        let loaded = load(&legacy_fixture("tracker_state.binary-keys.json"))
+            .unwrap()
+            .unwrap();
+        let mut hashes: Vec<String> = loaded.torrents.iter().map(hex).collect();
+        hashes.sort();
+        assert_eq!(
+            hashes,
+            vec![
+                "4141414141414141414141414141414141414141",
+                "5bc87edad4bb99237b42070345e0379673755845",
+                "83ad044da40a30117025a88b6fb84ade80a997bd",
+                "d63ea52113b72c5fc9352cc313dba480b6ba28a1",
+                "d74e6149af947b9e0fc4af58c800dd8d34d56e27",
+                "e34b5b897bca1ac46ca7992c358ac87f1e0eaddb",
+            ]
+        );
+        let skipped_keys = loaded
+            .skipped
+            .iter()
+            .filter(|s| s.starts_with("key "))
+            .count();
+        assert_eq!(skipped_keys, 7, "{:#?}", loaded.skipped);
+        assert!(loaded
+            .skipped
+            .iter()
+            .any(|s| s.contains("ambiguous")
+                && s.contains("00254180ffc3a92538417f0e2b20263de282ac99")));
+    }
+
+    #[test]
+    fn current_file_round_trips() {
+        let mut peer = Peer::new(
+            "[2001:db8::7]:51413".parse().unwrap(),
+            PeerId(*b"-XX0001-\xff\x00\x80%A\xc3\xa9\x01\x02\x03~\x7f"),
+            0,
+            1_700_000_000,
+        );
+        peer.uploaded = u64::MAX;
+        peer.completed = true;
+        let torrent = TorrentSnapshot {
+            info_hash: InfoHash([0xab; 20]),
+            info: TorrentInfo {
+                name: "Ünïcode.iso".into(),
+                size: 1 << 40,
+                piece_length: 1 << 20,
+                creation_date: 1_600_000_000,
+                comment: "c".into(),
+                created_by: "me".into(),
+            },
+            completions: 3,
+            peers: vec![peer],
+        };
+        let text =
+            serde_json::to_string_pretty(&to_file(std::slice::from_ref(&torrent), 5)).unwrap();
+        let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
+        assert!(!back.legacy);
+        assert!(back.skipped.is_empty(), "{:?}", back.skipped);
+        assert_eq!(back.torrents, vec![torrent]);
+    }
+
+    #[test]
+    fn example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker_state.json.example");
+        let loaded = load(&path).unwrap().unwrap();
+        assert!(!loaded.legacy);
+        assert!(!loaded.torrents.is_empty());
+        assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_json_are_errors_with_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(
+            &path,
+            "{\n  \"torrents\": {\n    \"x\": {\"bogus\": 1}\n  }\n}",
+        )
+        .unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("state.json:3:"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+        fs::write(&path, "{\"torrents\": {").unwrap();
+        assert!(matches!(load(&path), Err(LoadError::Parse { line: 1, .. })));
+    }
+
+    #[test]
+    fn current_file_with_a_bad_key_is_refused() {
+        let file: StateFile =
+            serde_json::from_str(r#"{"version": 2, "torrents": {"abc": {}}}"#).unwrap();
+        assert_eq!(from_file(file).unwrap_err(), "abc");
+    }
+
+    #[test]
+    fn legacy_metadata_of_any_type_is_accepted() {
+        let file: StateFile = serde_json::from_str(
+            r#"{"torrents": {"AAAAAAAAAAAAAAAAAAAA": {"info": {"name": 42, "size": "7",
+                "piece_length": null, "creation_date": 1738111617.43, "comment": ["x"]},
+                "peers_info": [], "stats": {}}}}"#,
+        )
+        .unwrap();
+        let loaded = from_file(file).unwrap();
+        let info = &loaded.torrents[0].info;
+        assert_eq!(info.name, "42");
+        assert_eq!((info.size, info.piece_length), (7, 0));
+        assert_eq!(info.creation_date, 1738111617);
+        assert_eq!(info.comment, "[\"x\"]");
+    }
+
+    #[test]
+    fn save_replaces_the_file_atomically_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker_state.json");
+        fs::write(&path, "old").unwrap();
+        let bytes = save(&path, &to_file(&[], 1)).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(bytes as usize, text.len());
+        assert!(text.contains("\"version\": 2"));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("tracker_state.json")]);
+    }
+
+    #[test]
+    fn failed_save_keeps_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("tracker_state.json");
+        assert!(save(&path, &to_file(&[], 1)).is_err());
+    }
+
+    #[test]
+    fn legacy_copy_never_overwrites_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker_state.json");
+        fs::write(&path, "first").unwrap();
+        let one = keep_legacy_copy(&path).unwrap();
+        fs::write(&path, "second").unwrap();
+        let two = keep_legacy_copy(&path).unwrap();
+        assert_eq!(fs::read_to_string(one).unwrap(), "first");
+        assert_eq!(fs::read_to_string(&two).unwrap(), "second");
+        assert!(two.to_string_lossy().ends_with(".legacy.1"));
+    }
+}

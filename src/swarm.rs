@@ -1,0 +1,800 @@
+//! The swarm store: torrents, their peers and counters, sharded by info hash.
+//! One call per request under one shard lock; no I/O and no clock here (`now` is a parameter).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard};
+
+use rand::Rng;
+
+use crate::ids::{InfoHash, PeerId};
+use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
+
+const SHARDS: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub interval_secs: u32,
+    pub min_interval_secs: u32,
+    pub peer_timeout_secs: u64,
+    pub default_numwant: usize,
+    pub max_numwant: usize,
+}
+
+/// What the operator knows about a torrent (from `/add_torrent_info` or the state file).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TorrentInfo {
+    pub name: String,
+    pub size: u64,
+    pub piece_length: u64,
+    /// Unix seconds: the torrent's own creation date, or when the tracker first saw it.
+    pub creation_date: i64,
+    pub comment: String,
+    pub created_by: String,
+}
+
+/// Fields to change on a torrent; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InfoUpdate {
+    pub name: Option<String>,
+    pub size: Option<u64>,
+    pub piece_length: Option<u64>,
+    pub creation_date: Option<i64>,
+    pub comment: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// A peer as stored. Identified by its address, so a client restarting with a new peer id replaces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub peer_id: PeerId,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub last_seen_unix: u64,
+    /// This peer's `event=completed` has been counted.
+    pub completed: bool,
+    /// Time of the expiry-queue entry that stands for this peer (see [`PeerSet::expire`]).
+    queued_at_unix: u64,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, peer_id: PeerId, left: u64, last_seen_unix: u64) -> Self {
+        Peer {
+            addr,
+            peer_id,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            last_seen_unix,
+            completed: false,
+            queued_at_unix: last_seen_unix,
+        }
+    }
+    pub fn is_seeder(&self) -> bool {
+        self.left == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seeder: bool,
+    at: usize,
+}
+
+/// Peers of one torrent: seeders and leechers in separate vectors (random sampling by index),
+/// an address index, and an expiry queue ordered by time so expired peers go in O(log n) each.
+#[derive(Debug, Default)]
+struct PeerSet {
+    seeders: Vec<Peer>,
+    leechers: Vec<Peer>,
+    index: HashMap<SocketAddr, Slot>,
+    expiry: BinaryHeap<Reverse<(u64, SocketAddr)>>,
+}
+
+impl PeerSet {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut Peer> {
+        let slot = *self.index.get(addr)?;
+        self.list_mut(slot.seeder).get_mut(slot.at)
+    }
+
+    fn list_mut(&mut self, seeder: bool) -> &mut Vec<Peer> {
+        if seeder {
+            &mut self.seeders
+        } else {
+            &mut self.leechers
+        }
+    }
+
+    fn insert(&mut self, peer: Peer) {
+        self.expiry.push(Reverse((peer.queued_at_unix, peer.addr)));
+        self.place(peer);
+    }
+
+    fn place(&mut self, peer: Peer) {
+        let seeder = peer.is_seeder();
+        let addr = peer.addr;
+        let list = self.list_mut(seeder);
+        list.push(peer);
+        let at = list.len() - 1;
+        self.index.insert(addr, Slot { seeder, at });
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) -> Option<Peer> {
+        let slot = self.index.remove(addr)?;
+        let list = self.list_mut(slot.seeder);
+        if slot.at >= list.len() {
+            return None;
+        }
+        let peer = list.swap_remove(slot.at);
+        if let Some(moved) = list.get(slot.at) {
+            let moved_addr = moved.addr;
+            self.index.insert(moved_addr, slot);
+        }
+        Some(peer)
+    }
+
+    /// Moves a peer between seeders and leechers after its `left` changed.
+    fn refile(&mut self, addr: &SocketAddr) {
+        let Some(slot) = self.index.get(addr).copied() else {
+            return;
+        };
+        let seeder_now = self.list_mut(slot.seeder)[slot.at].is_seeder();
+        if seeder_now != slot.seeder {
+            if let Some(peer) = self.remove(addr) {
+                self.place(peer);
+            }
+        }
+    }
+
+    /// Drops every peer last seen at or before `cutoff_unix`. Each peer has one live queue entry
+    /// (its `queued_at_unix`); a refreshed peer is queued again at its newer time, stale entries are skipped.
+    fn expire(&mut self, cutoff_unix: u64) -> usize {
+        let mut removed = 0;
+        while let Some(Reverse((queued, addr))) = self.expiry.peek().copied() {
+            if queued > cutoff_unix {
+                break;
+            }
+            self.expiry.pop();
+            let Some(peer) = self.get_mut(&addr) else {
+                continue;
+            };
+            if peer.queued_at_unix != queued {
+                continue;
+            }
+            if peer.last_seen_unix <= cutoff_unix {
+                self.remove(&addr);
+                removed += 1;
+            } else {
+                peer.queued_at_unix = peer.last_seen_unix;
+                let requeue = Reverse((peer.last_seen_unix, addr));
+                self.expiry.push(requeue);
+            }
+        }
+        if self.index.is_empty() {
+            self.expiry.clear();
+        }
+        removed
+    }
+
+    /// Up to `want` peers other than `exclude`, chosen at random in O(want): a random start
+    /// and a random stride coprime with the candidate count visit distinct candidates.
+    fn sample(&self, want: usize, exclude: &SocketAddr, leechers_only: bool) -> Vec<AnnouncePeer> {
+        let seeders: &[Peer] = if leechers_only { &[] } else { &self.seeders };
+        let total = seeders.len() + self.leechers.len();
+        let at = |i: usize| {
+            if i < seeders.len() {
+                &seeders[i]
+            } else {
+                &self.leechers[i - seeders.len()]
+            }
+        };
+        let mut out = Vec::with_capacity(want.min(total));
+        if want == 0 || total == 0 {
+            return out;
+        }
+        let mut rng = rand::thread_rng();
+        let start = rng.gen_range(0..total);
+        let stride = loop {
+            let candidate = rng.gen_range(1..=total);
+            if gcd(candidate, total) == 1 {
+                break candidate;
+            }
+        };
+        let mut i = start;
+        for _ in 0..total {
+            let peer = at(i);
+            if peer.addr != *exclude {
+                out.push(AnnouncePeer {
+                    peer_id: peer.peer_id,
+                    addr: peer.addr,
+                });
+                if out.len() == want {
+                    break;
+                }
+            }
+            i = (i + stride) % total;
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.seeders.iter().chain(self.leechers.iter())
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[derive(Debug, Default)]
+struct Torrent {
+    info: TorrentInfo,
+    completions: u64,
+    peers: PeerSet,
+}
+
+impl Torrent {
+    fn counts(&self) -> ScrapeCounts {
+        ScrapeCounts {
+            complete: self.peers.seeders.len() as u32,
+            incomplete: self.peers.leechers.len() as u32,
+            downloaded: self.completions,
+        }
+    }
+}
+
+/// A torrent as `/stats` and the state file see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentSnapshot {
+    pub info_hash: InfoHash,
+    pub info: TorrentInfo,
+    pub completions: u64,
+    pub peers: Vec<Peer>,
+}
+
+/// `/stats` figures for one torrent: counts plus byte sums over its live peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentStats {
+    pub info_hash: InfoHash,
+    pub info: TorrentInfo,
+    pub complete: u32,
+    pub incomplete: u32,
+    pub completed: u64,
+    pub uploaded: u128,
+    pub downloaded: u128,
+}
+
+pub struct Swarm {
+    config: SwarmConfig,
+    shards: Vec<Mutex<HashMap<InfoHash, Torrent>>>,
+}
+
+impl Swarm {
+    pub fn new(config: SwarmConfig) -> Self {
+        Swarm {
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    pub fn config(&self) -> &SwarmConfig {
+        &self.config
+    }
+
+    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Torrent>> {
+        let at = usize::from(hash.as_bytes()[0]) % self.shards.len();
+        lock(&self.shards[at])
+    }
+
+    fn cutoff(&self, now_unix: u64) -> u64 {
+        now_unix.saturating_sub(self.config.peer_timeout_secs)
+    }
+
+    /// BEP 3 announce: upsert (or remove, on `stopped`) the peer, count, sample.
+    pub fn announce(&self, req: &AnnounceRequest, now_unix: u64) -> AnnounceResponse {
+        let cutoff = self.cutoff(now_unix);
+        let interval_secs = self.jittered_interval();
+        let mut shard = self.shard(&req.info_hash);
+        let torrent = if req.event == Event::Stopped {
+            match shard.get_mut(&req.info_hash) {
+                Some(torrent) => torrent,
+                None => return self.answer(ScrapeCounts::default(), interval_secs, Vec::new()),
+            }
+        } else {
+            shard.entry(req.info_hash).or_insert_with(|| Torrent {
+                info: TorrentInfo {
+                    creation_date: now_unix as i64,
+                    ..TorrentInfo::default()
+                },
+                ..Torrent::default()
+            })
+        };
+        torrent.peers.expire(cutoff);
+
+        if req.event == Event::Stopped {
+            torrent.peers.remove(&req.addr);
+            return self.answer(torrent.counts(), interval_secs, Vec::new());
+        }
+
+        let peer = match torrent.peers.get_mut(&req.addr) {
+            Some(peer) => peer,
+            None => {
+                let peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
+                torrent.peers.insert(peer);
+                torrent
+                    .peers
+                    .get_mut(&req.addr)
+                    .expect("a peer just inserted is in the index")
+            }
+        };
+        peer.peer_id = req.peer_id;
+        peer.uploaded = req.uploaded;
+        peer.downloaded = req.downloaded;
+        peer.left = req.left;
+        peer.last_seen_unix = now_unix;
+        let newly_completed = req.event == Event::Completed && !peer.completed;
+        if newly_completed {
+            peer.completed = true;
+            torrent.completions += 1;
+        }
+        let is_seeder = req.left == 0;
+        torrent.peers.refile(&req.addr);
+
+        let want = req
+            .numwant
+            .map_or(self.config.default_numwant, |n| {
+                n.min(usize::MAX as u64) as usize
+            })
+            .min(self.config.max_numwant);
+        let peers = torrent.peers.sample(want, &req.addr, is_seeder);
+        self.answer(torrent.counts(), interval_secs, peers)
+    }
+
+    fn answer(
+        &self,
+        counts: ScrapeCounts,
+        interval_secs: u32,
+        peers: Vec<AnnouncePeer>,
+    ) -> AnnounceResponse {
+        AnnounceResponse {
+            complete: counts.complete,
+            incomplete: counts.incomplete,
+            downloaded: counts.downloaded,
+            interval_secs,
+            min_interval_secs: self.config.min_interval_secs,
+            peers,
+        }
+    }
+
+    /// The configured interval, spread by up to ±5 % so clients do not re-announce in lockstep.
+    fn jittered_interval(&self) -> u32 {
+        let base = self.config.interval_secs;
+        let spread = base / 20;
+        if spread == 0 {
+            return base;
+        }
+        let jittered = rand::thread_rng().gen_range(base - spread..=base + spread);
+        jittered.max(self.config.min_interval_secs)
+    }
+
+    /// BEP 48 counts for the torrents we know; unknown hashes are left out.
+    pub fn scrape(
+        &self,
+        hashes: &[InfoHash],
+        now_unix: u64,
+    ) -> Vec<(InfoHash, TorrentInfo, ScrapeCounts)> {
+        let cutoff = self.cutoff(now_unix);
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let mut shard = self.shard(hash);
+            if let Some(torrent) = shard.get_mut(hash) {
+                torrent.peers.expire(cutoff);
+                out.push((*hash, torrent.info.clone(), torrent.counts()));
+            }
+        }
+        out
+    }
+
+    /// Registers a torrent or updates its metadata. Returns whether it was new.
+    pub fn register(&self, hash: InfoHash, update: InfoUpdate, now_unix: u64) -> bool {
+        let mut shard = self.shard(&hash);
+        let created = !shard.contains_key(&hash);
+        let torrent = shard.entry(hash).or_insert_with(|| Torrent {
+            info: TorrentInfo {
+                creation_date: now_unix as i64,
+                ..TorrentInfo::default()
+            },
+            ..Torrent::default()
+        });
+        let info = &mut torrent.info;
+        let InfoUpdate {
+            name,
+            size,
+            piece_length,
+            creation_date,
+            comment,
+            created_by,
+        } = update;
+        info.name = name.unwrap_or(std::mem::take(&mut info.name));
+        info.size = size.unwrap_or(info.size);
+        info.piece_length = piece_length.unwrap_or(info.piece_length);
+        info.creation_date = creation_date.unwrap_or(info.creation_date);
+        info.comment = comment.unwrap_or(std::mem::take(&mut info.comment));
+        info.created_by = created_by.unwrap_or(std::mem::take(&mut info.created_by));
+        created
+    }
+
+    pub fn contains(&self, hash: &InfoHash) -> bool {
+        self.shard(hash).contains_key(hash)
+    }
+
+    /// `/stats`: every torrent with its live counts and byte sums, sorted by hash.
+    pub fn stats(&self, now_unix: u64) -> Vec<TorrentStats> {
+        let cutoff = self.cutoff(now_unix);
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            for (hash, torrent) in shard.iter_mut() {
+                torrent.peers.expire(cutoff);
+                let counts = torrent.counts();
+                let (uploaded, downloaded) =
+                    torrent.peers.iter().fold((0u128, 0u128), |(u, d), p| {
+                        (u + u128::from(p.uploaded), d + u128::from(p.downloaded))
+                    });
+                out.push(TorrentStats {
+                    info_hash: *hash,
+                    info: torrent.info.clone(),
+                    complete: counts.complete,
+                    incomplete: counts.incomplete,
+                    completed: torrent.completions,
+                    uploaded,
+                    downloaded,
+                });
+            }
+        }
+        out.sort_by_key(|t| t.info_hash);
+        out
+    }
+
+    /// A copy of everything worth saving, one shard lock at a time; expired peers are left out.
+    pub fn snapshot(&self, now_unix: u64) -> Vec<TorrentSnapshot> {
+        let cutoff = self.cutoff(now_unix);
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            out.extend(shard.iter().map(|(hash, torrent)| {
+                TorrentSnapshot {
+                    info_hash: *hash,
+                    info: torrent.info.clone(),
+                    completions: torrent.completions,
+                    peers: torrent
+                        .peers
+                        .iter()
+                        .filter(|p| p.last_seen_unix > cutoff)
+                        .cloned()
+                        .collect(),
+                }
+            }));
+        }
+        out
+    }
+
+    /// Puts a loaded torrent in place (startup only). Peers already expired at `now_unix` are dropped.
+    pub fn restore(&self, snapshot: TorrentSnapshot, now_unix: u64) {
+        let cutoff = self.cutoff(now_unix);
+        let mut shard = self.shard(&snapshot.info_hash);
+        let torrent = shard.entry(snapshot.info_hash).or_default();
+        torrent.info = snapshot.info;
+        torrent.completions = snapshot.completions;
+        for mut peer in snapshot.peers {
+            if peer.last_seen_unix > cutoff && !torrent.peers.index.contains_key(&peer.addr) {
+                peer.queued_at_unix = peer.last_seen_unix;
+                torrent.peers.insert(peer);
+            }
+        }
+    }
+
+    /// Removes expired peers everywhere, holding each shard's lock only for that shard. Returns how many went.
+    pub fn sweep(&self, now_unix: u64) -> usize {
+        let cutoff = self.cutoff(now_unix);
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            for torrent in shard.values_mut() {
+                removed += torrent.peers.expire(cutoff);
+            }
+        }
+        removed
+    }
+
+    /// (torrents, peers) right now, counting peers not yet swept.
+    pub fn totals(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(t, p), shard| {
+            let shard = lock(shard);
+            (
+                t + shard.len(),
+                p + shard.values().map(|t| t.peers.len()).sum::<usize>(),
+            )
+        })
+    }
+}
+
+/// A poisoned shard still holds consistent data (nothing in a critical section panics by design),
+/// so keep serving rather than failing every later request.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Canonical peer address: an IPv4-mapped IPv6 address becomes plain IPv4 (BEP 7).
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PeerStyle;
+    use std::collections::HashSet;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn config() -> SwarmConfig {
+        SwarmConfig {
+            interval_secs: 1800,
+            min_interval_secs: 900,
+            peer_timeout_secs: 3600,
+            default_numwant: 50,
+            max_numwant: 200,
+        }
+    }
+
+    fn hash(n: u8) -> InfoHash {
+        InfoHash([n; 20])
+    }
+
+    fn req(torrent: u8, peer: u16, left: u64, event: Event) -> AnnounceRequest {
+        let mut id = [b'p'; 20];
+        id[..2].copy_from_slice(&peer.to_be_bytes());
+        AnnounceRequest {
+            info_hash: hash(torrent),
+            peer_id: PeerId(id),
+            addr: SocketAddr::from(([10, 0, (peer >> 8) as u8, peer as u8], 6881)),
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            numwant: None,
+            style: PeerStyle::Compact,
+        }
+    }
+
+    #[test]
+    fn requester_is_never_in_its_own_list() {
+        let swarm = Swarm::new(config());
+        for p in 0..5 {
+            swarm.announce(&req(1, p, 10, Event::Started), NOW);
+        }
+        let me = req(1, 3, 10, Event::Periodic);
+        let resp = swarm.announce(&me, NOW);
+        assert_eq!(resp.peers.len(), 4);
+        assert!(resp.peers.iter().all(|p| p.addr != me.addr));
+        assert_eq!((resp.complete, resp.incomplete), (0, 5));
+    }
+
+    #[test]
+    fn seeder_gets_only_leechers() {
+        let swarm = Swarm::new(config());
+        for p in 0..4 {
+            swarm.announce(&req(1, p, 0, Event::Started), NOW);
+        }
+        for p in 10..13 {
+            swarm.announce(&req(1, p, 5, Event::Started), NOW);
+        }
+        let resp = swarm.announce(&req(1, 0, 0, Event::Periodic), NOW);
+        let leechers: HashSet<_> = (10..13)
+            .map(|p| req(1, p, 5, Event::Periodic).addr)
+            .collect();
+        assert_eq!(
+            resp.peers.iter().map(|p| p.addr).collect::<HashSet<_>>(),
+            leechers
+        );
+        assert_eq!((resp.complete, resp.incomplete), (4, 3));
+    }
+
+    #[test]
+    fn numwant_is_honoured_and_capped() {
+        let swarm = Swarm::new(config());
+        for p in 0..300 {
+            swarm.announce(&req(1, p, 1, Event::Started), NOW);
+        }
+        let mut ask = req(1, 1000, 1, Event::Started);
+        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 50);
+        ask.numwant = Some(7);
+        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 7);
+        ask.numwant = Some(0);
+        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 0);
+        ask.numwant = Some(u64::MAX);
+        let many = swarm.announce(&ask, NOW).peers;
+        assert_eq!(many.len(), 200);
+        let distinct: HashSet<_> = many.iter().map(|p| p.addr).collect();
+        assert_eq!(distinct.len(), 200, "a sample never repeats a peer");
+    }
+
+    #[test]
+    fn samples_vary_between_announces() {
+        let swarm = Swarm::new(config());
+        for p in 0..100 {
+            swarm.announce(&req(1, p, 1, Event::Started), NOW);
+        }
+        let mut ask = req(1, 500, 1, Event::Started);
+        ask.numwant = Some(5);
+        let seen: HashSet<_> = (0..50)
+            .flat_map(|_| swarm.announce(&ask, NOW).peers)
+            .map(|p| p.addr)
+            .collect();
+        assert!(
+            seen.len() > 30,
+            "50 samples of 5 from 100 peers covered only {}",
+            seen.len()
+        );
+    }
+
+    #[test]
+    fn stopped_removes_the_peer_and_returns_no_peers() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 0, Event::Started), NOW);
+        swarm.announce(&req(1, 2, 5, Event::Started), NOW);
+        let resp = swarm.announce(&req(1, 2, 5, Event::Stopped), NOW);
+        assert!(resp.peers.is_empty());
+        assert_eq!((resp.complete, resp.incomplete), (1, 0));
+        assert_eq!(swarm.totals(), (1, 1));
+    }
+
+    #[test]
+    fn stopped_for_an_unknown_torrent_creates_nothing() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(9, 1, 0, Event::Stopped), NOW);
+        assert_eq!(swarm.totals(), (0, 0));
+    }
+
+    #[test]
+    fn completed_counts_once_per_peer() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
+        swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
+        let resp = swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
+        assert_eq!(resp.downloaded, 1);
+        assert_eq!((resp.complete, resp.incomplete), (1, 0));
+        let other = swarm.announce(&req(1, 2, 0, Event::Completed), NOW);
+        assert_eq!(other.downloaded, 2);
+    }
+
+    #[test]
+    fn a_new_peer_id_on_the_same_address_replaces_the_peer() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
+        let mut restarted = req(1, 1, 5, Event::Started);
+        restarted.peer_id = PeerId(*b"-qB4250-restartedxxx");
+        let resp = swarm.announce(&restarted, NOW);
+        assert_eq!((resp.complete, resp.incomplete), (0, 1));
+        assert_eq!(swarm.snapshot(NOW)[0].peers[0].peer_id, restarted.peer_id);
+    }
+
+    #[test]
+    fn expired_peers_vanish_from_answers_and_counts_at_once() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 0, Event::Started), NOW);
+        swarm.announce(&req(1, 2, 5, Event::Started), NOW + 1000);
+        let later = NOW + 3600;
+        let resp = swarm.announce(&req(1, 3, 5, Event::Started), later);
+        assert_eq!((resp.complete, resp.incomplete), (0, 2));
+        assert_eq!(resp.peers.len(), 1);
+        let scraped = swarm.scrape(&[hash(1)], later + 1000);
+        assert_eq!(scraped[0].2.incomplete, 1);
+    }
+
+    #[test]
+    fn a_refreshed_peer_does_not_expire() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
+        swarm.announce(&req(1, 1, 5, Event::Periodic), NOW + 3000);
+        let resp = swarm.announce(&req(1, 2, 5, Event::Started), NOW + 4000);
+        assert_eq!(resp.incomplete, 2);
+        let resp = swarm.announce(&req(1, 2, 5, Event::Periodic), NOW + 6600);
+        assert_eq!(resp.incomplete, 1, "peer 1 was last seen at NOW+3000");
+    }
+
+    #[test]
+    fn sweep_removes_expired_peers_but_keeps_torrents() {
+        let swarm = Swarm::new(config());
+        for t in 0..10 {
+            swarm.announce(&req(t, 1, 5, Event::Started), NOW);
+        }
+        assert_eq!(swarm.sweep(NOW + 100), 0);
+        assert_eq!(swarm.sweep(NOW + 3600), 10);
+        assert_eq!(swarm.totals(), (10, 0));
+    }
+
+    #[test]
+    fn leecher_turning_seeder_moves_lists() {
+        let swarm = Swarm::new(config());
+        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
+        swarm.announce(&req(1, 2, 5, Event::Started), NOW);
+        let resp = swarm.announce(&req(1, 1, 0, Event::Periodic), NOW);
+        assert_eq!((resp.complete, resp.incomplete), (1, 1));
+        let back = swarm.announce(&req(1, 1, 3, Event::Periodic), NOW);
+        assert_eq!((back.complete, back.incomplete), (0, 2));
+    }
+
+    #[test]
+    fn register_creates_then_updates_only_given_fields() {
+        let swarm = Swarm::new(config());
+        let first = InfoUpdate {
+            name: Some("a.iso".into()),
+            size: Some(10),
+            ..InfoUpdate::default()
+        };
+        assert!(swarm.register(hash(4), first, NOW));
+        let second = InfoUpdate {
+            comment: Some("hi".into()),
+            ..InfoUpdate::default()
+        };
+        assert!(!swarm.register(hash(4), second, NOW));
+        let stats = swarm.stats(NOW);
+        assert_eq!(stats[0].info.name, "a.iso");
+        assert_eq!(stats[0].info.size, 10);
+        assert_eq!(stats[0].info.comment, "hi");
+        assert_eq!(stats[0].info.creation_date, NOW as i64);
+    }
+
+    #[test]
+    fn snapshot_and_restore_round_trip() {
+        let swarm = Swarm::new(config());
+        swarm.register(
+            hash(2),
+            InfoUpdate {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+            NOW,
+        );
+        swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
+        swarm.announce(&req(1, 2, 7, Event::Started), NOW);
+        let mut before = swarm.snapshot(NOW);
+        let copy = Swarm::new(config());
+        for t in before.clone() {
+            copy.restore(t, NOW);
+        }
+        let mut after = copy.snapshot(NOW);
+        let key = |t: &TorrentSnapshot| t.info_hash;
+        before.sort_by_key(key);
+        after.sort_by_key(key);
+        for t in before.iter_mut().chain(after.iter_mut()) {
+            t.peers.sort_by_key(|p| p.addr);
+        }
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn mapped_ipv4_is_canonical() {
+        let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+        assert_eq!(canonical_ip(mapped), "1.2.3.4".parse::<IpAddr>().unwrap());
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(canonical_ip(v6), v6);
+    }
+}
