@@ -1,0 +1,316 @@
+//! The operator's endpoints: `/stats`, `/add_torrent_info`, `/save_state`, `/shutdown`,
+//! and the one rule deciding who may call the admin ones. Plain values in, JSON values out.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::error::AdminError;
+use crate::ids::InfoHash;
+use crate::legacy;
+use crate::swarm::{InfoUpdate, Swarm};
+
+/// Largest `/add_torrent_info` body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Who may call the admin endpoints: loopback callers always; others only with the configured
+/// token (`Authorization: Bearer TOKEN` or `?token=`). `client` is the address after proxy handling.
+pub fn check_access(
+    client: IpAddr,
+    presented_token: Option<&str>,
+    configured_token: Option<&str>,
+) -> Result<(), AdminError> {
+    if client.is_loopback() {
+        return Ok(());
+    }
+    match (configured_token, presented_token) {
+        (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
+        (Some(_), Some(_)) => Err(AdminError::Forbidden("invalid admin token".into())),
+        (Some(_), None) => Err(AdminError::Forbidden(
+            "admin endpoints need a token from non-loopback callers: send Authorization: Bearer <token>".into(),
+        )),
+        (None, _) => Err(AdminError::Forbidden(
+            "admin endpoints are open to loopback callers only; start the tracker with --admin-token TOKEN \
+             and send Authorization: Bearer TOKEN to allow other callers"
+                .into(),
+        )),
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// `GET /stats`: the original's shape, keyed by 40-hex info hash, plus `completed`.
+pub fn stats(swarm: &Swarm, now_unix: u64) -> Value {
+    let mut out = Map::new();
+    for t in swarm.stats(now_unix) {
+        out.insert(
+            t.info_hash.to_hex(),
+            json!({
+                "name": t.info.name,
+                "size": t.info.size,
+                "creation_date": t.info.creation_date,
+                "stats": {
+                    "complete": t.complete,
+                    "incomplete": t.incomplete,
+                    "downloaded": big_number(t.downloaded),
+                    "uploaded": big_number(t.uploaded),
+                    "peers": t.complete + t.incomplete,
+                    "completed": t.completed,
+                },
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// A byte sum as a JSON number: exact up to u64, approximate beyond.
+fn big_number(n: u128) -> Value {
+    u64::try_from(n).map_or_else(|_| json!(n as f64), |n| json!(n))
+}
+
+/// `POST /add_torrent_info`: registers the torrent if unknown, updates its metadata if known.
+pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Value, AdminError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AdminError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(AdminError::BadRequest("body must be a JSON object".into()));
+    };
+    let info_hash = match fields.get("info_hash") {
+        None | Some(Value::Null) => return Err(AdminError::BadRequest("missing info_hash".into())),
+        Some(Value::String(text)) => resolve_info_hash(swarm, text)?,
+        Some(_) => return Err(AdminError::BadRequest("info_hash must be a string".into())),
+    };
+    let update = InfoUpdate {
+        name: text_field(&fields, "name")?,
+        size: count_field(&fields, "size")?,
+        piece_length: count_field(&fields, "piece_length")?,
+        creation_date: match fields.get("creation_date") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                AdminError::BadRequest("creation_date must be an integer (Unix seconds)".into())
+            })?),
+        },
+        comment: text_field(&fields, "comment")?,
+        created_by: text_field(&fields, "created_by")?,
+    };
+    let created = swarm.register(info_hash, update, now_unix);
+    Ok(json!({
+        "message": "Torrent info added successfully",
+        "info_hash": info_hash.to_hex(),
+        "created": created,
+    }))
+}
+
+/// 40 hex characters, 32 base32 characters (magnet links), or the legacy client's escaped form.
+/// The escaped form can be ambiguous; a candidate the tracker already knows settles it.
+fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<InfoHash, AdminError> {
+    if let Ok(hash) = InfoHash::from_hex(text) {
+        return Ok(hash);
+    }
+    if let Ok(hash) = InfoHash::from_base32(text) {
+        return Ok(hash);
+    }
+    let candidates: Vec<InfoHash> = legacy::cform_candidates(text)
+        .into_iter()
+        .map(InfoHash)
+        .collect();
+    let known: Vec<InfoHash> = candidates
+        .iter()
+        .copied()
+        .filter(|h| swarm.contains(h))
+        .collect();
+    match (candidates.as_slice(), known.as_slice()) {
+        ([], _) => Err(AdminError::BadRequest(
+            "invalid info_hash: expected 40 hex characters, 32 base32 characters, \
+             or the escaped form of 20 bytes"
+                .into(),
+        )),
+        (_, [one]) | ([one], []) => Ok(*one),
+        (several, _) => {
+            let hexes: Vec<String> = several.iter().map(InfoHash::to_hex).collect();
+            Err(AdminError::BadRequest(format!(
+                "ambiguous info_hash: it could be any of {}; send it as 40 hex characters",
+                hexes.join(", ")
+            )))
+        }
+    }
+}
+
+fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, AdminError> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AdminError::BadRequest(format!("{name} must be a string"))),
+    }
+}
+
+fn count_field(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, AdminError> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            AdminError::BadRequest(format!("{name} must be a non-negative integer"))
+        }),
+    }
+}
+
+/// `GET|POST /save_state`.
+pub fn save_state(app: &App) -> Result<Value, AdminError> {
+    let report = app.save().map_err(AdminError::Internal)?;
+    Ok(json!({
+        "message": "Tracker state saved",
+        "torrents": report.torrents,
+        "peers": report.peers,
+        "bytes": report.bytes,
+        "millis": report.millis as u64,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::SwarmConfig;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn swarm() -> Swarm {
+        Swarm::new(SwarmConfig {
+            interval_secs: 1800,
+            min_interval_secs: 900,
+            peer_timeout_secs: 3600,
+            default_numwant: 50,
+            max_numwant: 200,
+        })
+    }
+
+    fn post(swarm: &Swarm, body: &str) -> Result<Value, AdminError> {
+        add_torrent_info(swarm, body.as_bytes(), NOW)
+    }
+
+    #[test]
+    fn loopback_is_always_allowed_and_others_need_the_token() {
+        let remote: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(check_access("127.0.0.1".parse().unwrap(), None, None).is_ok());
+        assert!(check_access("::1".parse().unwrap(), None, Some("t")).is_ok());
+        assert_eq!(
+            check_access(remote, Some("t"), None).unwrap_err().status(),
+            403
+        );
+        assert!(check_access(remote, Some("secret"), Some("secret")).is_ok());
+        assert!(check_access(remote, Some("secreT"), Some("secret")).is_err());
+        assert!(check_access(remote, Some("secret1"), Some("secret")).is_err());
+        assert!(check_access(remote, None, Some("secret")).is_err());
+    }
+
+    #[test]
+    fn hex_and_base32_hashes_register() {
+        let s = swarm();
+        let hex = "ab".repeat(20);
+        let first = post(
+            &s,
+            &format!(r#"{{"info_hash": "{hex}", "name": "a", "size": 5}}"#),
+        )
+        .unwrap();
+        assert_eq!(first["created"], true);
+        assert_eq!(first["info_hash"], hex);
+        let again = post(&s, &format!(r#"{{"info_hash": "{}"}}"#, hex.to_uppercase())).unwrap();
+        assert_eq!(again["created"], false);
+        let b32 = post(&s, r#"{"info_hash": "AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT"}"#).unwrap();
+        assert_eq!(b32["info_hash"], "000102030405060708090a0b0c0d0e0f10111213");
+    }
+
+    #[test]
+    fn legacy_escaped_hash_registers_its_exact_bytes() {
+        let s = swarm();
+        let raw = [
+            0xe3, 0x4b, 0x5b, 0x89, 0x7b, 0xca, 0x1a, 0xc4, 0x6c, 0xa7, 0x99, 0x2c, 0x35, 0x8a,
+            0xc8, 0x7f, 0x1e, 0x0e, 0xad, 0xdb,
+        ];
+        let body = json!({"info_hash": legacy::custom_urlencode(&raw), "name": "x"}).to_string();
+        let answer = post(&s, &body).unwrap();
+        assert_eq!(
+            answer["info_hash"],
+            "e34b5b897bca1ac46ca7992c358ac87f1e0eaddb"
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_escaped_hash_is_settled_by_the_known_torrent() {
+        let s = swarm();
+        // "%8A%8B" + 16 × "A" has two 20-byte readings (reference §7.1); C-form reads it the same way.
+        let mut known = [b'A'; 20];
+        known[..4].copy_from_slice(&[0x25, 0x38, 0x41, 0x8b]);
+        let text = legacy::custom_urlencode(&known);
+        assert!(
+            legacy::cform_candidates(&text).len() > 1,
+            "{text} should be ambiguous"
+        );
+        let err = post(&s, &json!({ "info_hash": text }).to_string()).unwrap_err();
+        assert!(err.to_string().contains("ambiguous"), "{err}");
+        s.register(InfoHash(known), InfoUpdate::default(), NOW);
+        let answer = post(&s, &json!({ "info_hash": text, "name": "n" }).to_string()).unwrap();
+        assert_eq!(answer["info_hash"], InfoHash(known).to_hex());
+        assert_eq!(answer["created"], false);
+    }
+
+    #[test]
+    fn bad_bodies_are_400_and_change_nothing() {
+        let s = swarm();
+        let hex = "cd".repeat(20);
+        for (body, expect) in [
+            ("not json", "not valid JSON"),
+            ("null", "JSON object"),
+            ("[]", "JSON object"),
+            ("{}", "missing info_hash"),
+            (r#"{"info_hash": 5}"#, "info_hash must be a string"),
+            (r#"{"info_hash": "abc"}"#, "invalid info_hash"),
+            (
+                &format!(r#"{{"info_hash": "{hex}", "name": 42}}"#),
+                "name must be a string",
+            ),
+            (
+                &format!(r#"{{"info_hash": "{hex}", "size": -1}}"#),
+                "size must be a non-negative integer",
+            ),
+            (
+                &format!(r#"{{"info_hash": "{hex}", "size": 1.5}}"#),
+                "size must be",
+            ),
+            (
+                &format!(r#"{{"info_hash": "{hex}", "creation_date": "x"}}"#),
+                "creation_date",
+            ),
+        ] {
+            let err = post(&s, body).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert!(err.to_string().contains(expect), "{body}: {err}");
+        }
+        assert_eq!(s.totals(), (0, 0));
+    }
+
+    #[test]
+    fn stats_has_the_original_shape_plus_completed() {
+        let s = swarm();
+        let hex = "01".repeat(20);
+        post(
+            &s,
+            &format!(r#"{{"info_hash": "{hex}", "name": "n", "size": 3, "creation_date": 7}}"#),
+        )
+        .unwrap();
+        let stats = stats(&s, NOW);
+        assert_eq!(
+            stats[&hex],
+            json!({"name": "n", "size": 3, "creation_date": 7, "stats": {
+                "complete": 0, "incomplete": 0, "downloaded": 0, "uploaded": 0, "peers": 0, "completed": 0}})
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The shared application: config, swarm store, saving and the shutdown signal.
+//! One `Arc<App>` is shared by the workers, the maintenance thread and the signal handler.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::{error, info, warn};
+
+use crate::config::Config;
+use crate::state;
+use crate::swarm::Swarm;
+
+/// How often expired peers are swept out when no save is due sooner.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+pub struct App {
+    pub config: Config,
+    pub swarm: Swarm,
+    /// The state file on disk was written by the Python original and has not been backed up yet.
+    legacy_file_pending: Mutex<bool>,
+    /// Held for the whole of a save so two saves never share the temp file.
+    save_lock: Mutex<()>,
+    shutdown: Mutex<bool>,
+    shutdown_signal: Condvar,
+    shutting_down: AtomicBool,
+}
+
+/// What one save wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveReport {
+    pub torrents: usize,
+    pub peers: usize,
+    pub bytes: u64,
+    pub millis: u128,
+}
+
+impl App {
+    pub fn new(config: Config, swarm: Swarm, loaded_legacy_file: bool) -> App {
+        App {
+            config,
+            swarm,
+            legacy_file_pending: Mutex::new(loaded_legacy_file),
+            save_lock: Mutex::new(()),
+            shutdown: Mutex::new(false),
+            shutdown_signal: Condvar::new(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Wall-clock Unix seconds.
+    pub fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Snapshots the swarm (one shard lock at a time), then serializes and writes outside any lock.
+    pub fn save(&self) -> Result<SaveReport, String> {
+        let _one_at_a_time = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let now = self.now();
+        let snapshot = self.swarm.snapshot(now);
+        let peers = snapshot.iter().map(|t| t.peers.len()).sum();
+        let file = state::to_file(&snapshot, now);
+        let path = &self.config.state_file;
+        self.keep_legacy_file(path)?;
+        let bytes = state::save(path, &file).map_err(|e| {
+            let message = format!("saving {} failed: {e}", path.display());
+            error!("{message}; the previous file is untouched");
+            message
+        })?;
+        let report = SaveReport {
+            torrents: snapshot.len(),
+            peers,
+            bytes,
+            millis: started.elapsed().as_millis(),
+        };
+        info!(
+            "saved {} torrents, {} peers to {} ({} bytes, {} ms)",
+            report.torrents,
+            report.peers,
+            path.display(),
+            report.bytes,
+            report.millis
+        );
+        Ok(report)
+    }
+
+    fn keep_legacy_file(&self, path: &Path) -> Result<(), String> {
+        let mut pending = self
+            .legacy_file_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !*pending || !path.exists() {
+            return Ok(());
+        }
+        let copy = state::keep_legacy_copy(path).map_err(|e| {
+            let message = format!(
+                "keeping a copy of the legacy state file {} failed: {e}",
+                path.display()
+            );
+            error!("{message}; not saving over it");
+            message
+        })?;
+        info!("kept the Python tracker's state file as {}", copy.display());
+        *pending = false;
+        Ok(())
+    }
+
+    /// Starts the graceful shutdown: workers stop, the state is saved, the process exits 0.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let mut flag = self.shutdown.lock().unwrap_or_else(|p| p.into_inner());
+        *flag = true;
+        self.shutdown_signal.notify_all();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Blocks up to `timeout` (forever if `None`); returns true once shutdown was requested.
+    pub fn wait_for_shutdown(&self, timeout: Option<Duration>) -> bool {
+        let flag = self.shutdown.lock().unwrap_or_else(|p| p.into_inner());
+        match timeout {
+            None => *self
+                .shutdown_signal
+                .wait_while(flag, |down| !*down)
+                .unwrap_or_else(|p| p.into_inner()),
+            Some(timeout) => {
+                let (flag, _) = self
+                    .shutdown_signal
+                    .wait_timeout_while(flag, timeout, |down| !*down)
+                    .unwrap_or_else(|p| p.into_inner());
+                *flag
+            }
+        }
+    }
+
+    /// The maintenance loop: sweeps expired peers and saves on the timer, until shutdown.
+    pub fn run_maintenance(&self) {
+        let tick = self
+            .config
+            .save_every
+            .map_or(SWEEP_EVERY, |every| every.min(SWEEP_EVERY));
+        let mut last_save = Instant::now();
+        while !self.wait_for_shutdown(Some(tick)) {
+            let removed = self.swarm.sweep(self.now());
+            if removed > 0 {
+                log::debug!("swept {removed} expired peers");
+            }
+            if let Some(every) = self.config.save_every {
+                if last_save.elapsed() >= every {
+                    if let Err(e) = self.save() {
+                        warn!("timed save failed, will retry: {e}");
+                    }
+                    last_save = Instant::now();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The validated configuration. Clap stops at [`Config::from_cli`]; everything after sees checked values.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ipnet::IpNet;
+
+use crate::cli::Cli;
+use crate::swarm::SwarmConfig;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub binds: Vec<SocketAddr>,
+    pub state_file: PathBuf,
+    /// `None`: save only on demand and at exit.
+    pub save_every: Option<Duration>,
+    pub swarm: SwarmConfig,
+    pub workers: usize,
+    pub admin_token: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_level: log::LevelFilter,
+    pub log_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        let mut binds = Vec::new();
+        for text in &cli.bind {
+            let addr = text
+                .to_socket_addrs()
+                .with_context(|| format!("--bind {text}: not an address"))?
+                .next()
+                .with_context(|| format!("--bind {text}: resolves to nothing"))?;
+            binds.push(addr);
+        }
+        if cli.interval == 0 {
+            bail!("--interval must be at least 1 second");
+        }
+        let min_interval_secs = cli.min_interval.unwrap_or(cli.interval / 2);
+        if min_interval_secs > cli.interval {
+            bail!(
+                "--min-interval ({min_interval_secs}) must not exceed --interval ({})",
+                cli.interval
+            );
+        }
+        let peer_timeout_secs = cli.peer_timeout.unwrap_or(2 * u64::from(cli.interval));
+        if peer_timeout_secs <= u64::from(cli.interval) {
+            bail!(
+                "--peer-timeout ({peer_timeout_secs}) must exceed --interval ({}), or peers expire just before they re-announce",
+                cli.interval
+            );
+        }
+        if cli.default_numwant > cli.max_numwant {
+            bail!("--default-numwant must not exceed --max-numwant");
+        }
+        let trusted_proxies = cli
+            .trusted_proxy
+            .iter()
+            .map(|text| {
+                parse_net(text).with_context(|| format!("--trusted-proxy {text}: not a CIDR or IP"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let log_level = cli.log_level.parse().with_context(|| {
+            format!(
+                "--log-level {}: use error, warn, info, debug or trace",
+                cli.log_level
+            )
+        })?;
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = cli.workers.unwrap_or(2 * cpus).max(1);
+        Ok(Config {
+            binds,
+            state_file: cli.state_file,
+            save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
+            swarm: SwarmConfig {
+                interval_secs: cli.interval,
+                min_interval_secs,
+                peer_timeout_secs,
+                default_numwant: cli.default_numwant,
+                max_numwant: cli.max_numwant,
+            },
+            workers,
+            admin_token: cli.admin_token.filter(|t| !t.is_empty()),
+            trusted_proxies,
+            log_level,
+            log_file: cli.log_file,
+        })
+    }
+}
+
+fn parse_net(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        let mut argv = vec!["tinytracker"];
+        argv.extend_from_slice(args);
+        Config::from_cli(Cli::try_parse_from(argv)?)
+    }
+
+    #[test]
+    fn defaults_match_the_original_where_it_was_right() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.binds, vec!["0.0.0.0:6969".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(c.state_file, PathBuf::from("tracker_state.json"));
+        assert_eq!(c.save_every, Some(Duration::from_secs(300)));
+        assert_eq!(c.swarm.interval_secs, 1800);
+        assert_eq!(c.swarm.min_interval_secs, 900);
+        assert_eq!(c.swarm.peer_timeout_secs, 3600);
+        assert_eq!((c.swarm.default_numwant, c.swarm.max_numwant), (50, 200));
+    }
+
+    #[test]
+    fn derived_defaults_follow_the_interval() {
+        let c = config(&["--interval", "60", "--save-interval", "0"]).unwrap();
+        assert_eq!(
+            (c.swarm.min_interval_secs, c.swarm.peer_timeout_secs),
+            (30, 120)
+        );
+        assert_eq!(c.save_every, None);
+    }
+
+    #[test]
+    fn a_peer_timeout_not_above_the_interval_is_refused() {
+        let err = config(&["--peer-timeout", "1800"]).unwrap_err().to_string();
+        assert!(err.contains("must exceed --interval"), "{err}");
+    }
+
+    #[test]
+    fn binds_and_proxies_repeat() {
+        let c = config(&[
+            "--bind",
+            "127.0.0.1:0",
+            "--bind",
+            "[::1]:0",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .unwrap();
+        assert_eq!(c.binds.len(), 2);
+        assert!(c.trusted_proxies[0].contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
+        assert!(c.trusted_proxies[1].contains(&"::1".parse::<IpAddr>().unwrap()));
+        assert!(config(&["--trusted-proxy", "nonsense"]).is_err());
+        assert!(config(&["--bind", "nowhere"]).is_err());
+    }
+}

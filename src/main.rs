@@ -1,0 +1,163 @@
+//! The `tinytracker` server: parse flags, start logging, load the state file, serve until
+//! Ctrl+C, SIGTERM or `/shutdown`, then save.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use log::{error, info, warn};
+use simplelog::{
+    ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
+};
+
+use tinytracker::app::App;
+use tinytracker::cli::Cli;
+use tinytracker::config::Config;
+use tinytracker::server;
+use tinytracker::state;
+use tinytracker::swarm::Swarm;
+
+fn main() -> ExitCode {
+    let config = match Config::from_cli(Cli::parse()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tinytracker: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("tinytracker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<ExitCode> {
+    init_logging(&config)?;
+    let swarm = Swarm::new(config.swarm.clone());
+    let loaded_legacy = load_state(&config, &swarm)?;
+
+    let mut servers = Vec::new();
+    for addr in &config.binds {
+        servers.push(Arc::new(server::bind(*addr)?));
+    }
+    let app = Arc::new(App::new(config, swarm, loaded_legacy));
+    let mut stdout = std::io::stdout().lock();
+    for server in &servers {
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .context("listening address is not IP")?;
+        writeln!(stdout, "listening on {addr}")?;
+        info!("listening on {addr}");
+    }
+    stdout.flush()?;
+    drop(stdout);
+
+    let handler_app = Arc::clone(&app);
+    ctrlc::set_handler(move || {
+        if handler_app.is_shutting_down() {
+            eprintln!("tinytracker: second interrupt, exiting without saving");
+            std::process::exit(130);
+        }
+        info!("interrupted; saving and shutting down (interrupt again to exit at once)");
+        handler_app.request_shutdown();
+    })
+    .context("installing the Ctrl+C/SIGTERM handler")?;
+
+    let workers: Vec<_> = servers
+        .iter()
+        .flat_map(|s| server::spawn_workers(&app, s, app.config.workers))
+        .collect();
+    let maintenance_app = Arc::clone(&app);
+    let maintenance = std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || maintenance_app.run_maintenance())
+        .context("starting the maintenance thread")?;
+
+    app.wait_for_shutdown(None);
+    info!("shutting down");
+    for server in &servers {
+        for _ in 0..app.config.workers {
+            server.unblock();
+        }
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let _ = maintenance.join();
+    match app.save() {
+        Ok(_) => {
+            info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            error!("final save failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Loads the state file into `swarm`. Returns whether it was the Python original's format.
+fn load_state(config: &Config, swarm: &Swarm) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let path = &config.state_file;
+    let Some(loaded) = state::load(path)
+        .map_err(|e| anyhow::anyhow!("{e}; refusing to start so the file is not overwritten"))?
+    else {
+        info!("no state file at {}; starting empty", path.display());
+        return Ok(false);
+    };
+    for why in &loaded.skipped {
+        warn!("state file {}: skipped {why}", path.display());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let torrents = loaded.torrents.len();
+    for torrent in loaded.torrents {
+        swarm.restore(torrent, now);
+    }
+    let (_, live_peers) = swarm.totals();
+    info!(
+        "loaded {torrents} torrents, {live_peers} live peers ({} in the file) from {}{} in {} ms",
+        loaded.peers,
+        path.display(),
+        if loaded.legacy {
+            " (Python tracker format)"
+        } else {
+            ""
+        },
+        started.elapsed().as_millis()
+    );
+    Ok(loaded.legacy)
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let log_config = ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
+        config.log_level,
+        log_config.clone(),
+        TerminalMode::Stderr,
+        ColorChoice::Auto,
+    )];
+    if let Some(path) = &config.log_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening log file {}", path.display()))?;
+        loggers.push(WriteLogger::new(config.log_level, log_config, file));
+    }
+    CombinedLogger::init(loggers).context("starting the logger")
+}
