@@ -58,7 +58,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", env = "TINYTRACKER_PEER_TIMEOUT")]
     pub peer_timeout: Option<u64>,
 
-    /// Peers returned when a client does not send numwant.
+    /// Peers returned when a client does not send numwant (never more than --max-numwant).
     #[arg(
         long,
         value_name = "N",

@@ -52,9 +52,6 @@ impl Config {
                 cli.interval
             );
         }
-        if cli.default_numwant > cli.max_numwant {
-            bail!("--default-numwant must not exceed --max-numwant");
-        }
         let trusted_proxies = cli
             .trusted_proxy
             .iter()
@@ -78,7 +75,7 @@ impl Config {
                 interval_secs: cli.interval,
                 min_interval_secs,
                 peer_timeout_secs,
-                default_numwant: cli.default_numwant,
+                default_numwant: cli.default_numwant.min(cli.max_numwant),
                 max_numwant: cli.max_numwant,
             },
             workers,

@@ -1,7 +1,7 @@
 //! The `tinytracker` server: parse flags, start logging, load the state file, serve until
 //! Ctrl+C, SIGTERM or `/shutdown`, then save.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -149,7 +149,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         config.log_level,
         log_config.clone(),
         TerminalMode::Stderr,
-        ColorChoice::Auto,
+        if std::io::stderr().is_terminal() {
+            ColorChoice::Auto
+        } else {
+            ColorChoice::Never
+        },
     )];
     if let Some(path) = &config.log_file {
         let file = std::fs::OpenOptions::new()

@@ -1,0 +1,241 @@
+use serde_json::json;
+
+use crate::common::*;
+
+fn hash_hex(n: u32) -> String {
+    hex(&id(n))
+}
+
+#[test]
+fn add_torrent_info_registers_before_any_announce_then_updates() {
+    let tracker = Tracker::start(&[]);
+    let hex = hash_hex(1);
+    let body = json!({"info_hash": hex, "name": "dataset.tar", "size": 4096, "piece_length": 1024,
+        "comment": "nightly", "created_by": "mktorrent", "creation_date": 1700000000});
+    let reply = tracker.post_json("/add_torrent_info", &body.to_string());
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"message": "Torrent info added successfully", "info_hash": hex, "created": true})
+    );
+    let update = tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hex, "name": "renamed.tar"}).to_string(),
+    );
+    assert_eq!(update.json()["created"], false);
+    let stats = tracker.get("/stats").json();
+    assert_eq!(
+        stats,
+        json!({hex.clone(): {"name": "renamed.tar", "size": 4096, "creation_date": 1700000000,
+            "stats": {"complete": 0, "incomplete": 0, "downloaded": 0, "uploaded": 0, "peers": 0, "completed": 0}}})
+    );
+}
+
+#[test]
+fn stats_sums_bytes_over_live_peers_and_counts_completions() {
+    let tracker = Tracker::start(&[]);
+    let hash = id(2);
+    for (peer, up, down, left, event) in [(1, 10, 100, 0, "completed"), (2, 5, 50, 7, "started")] {
+        tracker.announce(&format!(
+            "info_hash={}&peer_id={}&port={peer}&uploaded={up}&downloaded={down}&left={left}&event={event}",
+            escape(&hash),
+            escape(&id(100 + peer))
+        ));
+    }
+    let stats = tracker.get("/stats").json();
+    assert_eq!(
+        stats[hex(&hash)]["stats"],
+        json!({"complete": 1, "incomplete": 1, "downloaded": 150, "uploaded": 15, "peers": 2, "completed": 1})
+    );
+}
+
+#[test]
+fn legacy_escaped_info_hash_registers_the_exact_torrent() {
+    let tracker = Tracker::start(&[]);
+    // What the Python client sends for e34b5b89…: printable bytes as themselves, the rest %XX.
+    let cform = "%E3K[%89{%CA%1A%C4l%A7%99,5%8A%C8%7F%1E%0E%AD%DB";
+    let reply = tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": cform, "name": "qb"}).to_string(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["info_hash"],
+        "e34b5b897bca1ac46ca7992c358ac87f1e0eaddb"
+    );
+}
+
+#[test]
+fn bad_bodies_are_rejected_with_a_json_error_and_change_nothing() {
+    let tracker = Tracker::start(&[]);
+    let hex = hash_hex(3);
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{not json".into(), 400, "not valid JSON"),
+        ("null".into(), 400, "must be a JSON object"),
+        ("{}".into(), 400, "missing info_hash"),
+        (
+            json!({"info_hash": 12}).to_string(),
+            400,
+            "info_hash must be a string",
+        ),
+        (
+            json!({"info_hash": "zz"}).to_string(),
+            400,
+            "invalid info_hash",
+        ),
+        (
+            json!({"info_hash": hex, "size": "big"}).to_string(),
+            400,
+            "size must be a non-negative integer",
+        ),
+        (
+            json!({"info_hash": hex, "name": ["x"]}).to_string(),
+            400,
+            "name must be a string",
+        ),
+        (
+            format!(
+                r#"{{"info_hash": "{hex}", "comment": "{}"}}"#,
+                "x".repeat(70 * 1024)
+            ),
+            413,
+            "larger than 65536",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let reply = tracker.post_json("/add_torrent_info", &body);
+        assert_eq!(reply.status, status, "{}", &body[..body.len().min(80)]);
+        assert_eq!(reply.header("Content-Type"), Some("application/json"));
+        let error = reply.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains(message),
+            "{error:?} should mention {message:?}"
+        );
+    }
+    assert_eq!(tracker.get("/stats").json(), json!({}));
+}
+
+#[test]
+fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+    let tracker = Tracker::start(&[]);
+    let missing = tracker.get("/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "not found: /nope");
+    for (method, path, allow) in [
+        ("POST", "/announce", "GET, HEAD"),
+        ("POST", "/scrape", "GET, HEAD"),
+        ("GET", "/add_torrent_info", "POST"),
+        ("GET", "/shutdown", "POST"),
+        ("DELETE", "/save_state", "GET, HEAD, POST"),
+    ] {
+        let reply = tracker.request(method, path, &[], b"");
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.header("Allow"), Some(allow), "{method} {path}");
+        assert!(reply.json()["error"].is_string());
+    }
+    assert_eq!(tracker.get("/stats").status, 200, "the worker survived");
+}
+
+#[test]
+fn save_state_answers_get_and_post_with_what_it_wrote() {
+    let tracker = Tracker::start(&[]);
+    tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hash_hex(4)}).to_string(),
+    );
+    let head = tracker.request("HEAD", "/save_state", &[], b"");
+    assert_eq!(head.status, 200);
+    assert!(!tracker.state_path().exists(), "HEAD saves nothing");
+    for method in ["GET", "POST"] {
+        let reply = tracker.request(method, "/save_state", &[], b"");
+        assert_eq!(reply.status, 200, "{method}");
+        let body = reply.json();
+        assert_eq!(body["message"], "Tracker state saved");
+        assert_eq!(
+            (body["torrents"].as_u64(), body["peers"].as_u64()),
+            (Some(1), Some(0))
+        );
+        let size = std::fs::metadata(tracker.state_path()).unwrap().len();
+        assert_eq!(body["bytes"].as_u64(), Some(size));
+        assert!(body["millis"].is_u64());
+    }
+}
+
+#[test]
+fn a_failed_save_is_a_500_and_leaves_the_previous_file() {
+    let tracker = Tracker::start(&[]);
+    tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hash_hex(5), "name": "kept"}).to_string(),
+    );
+    assert_eq!(tracker.get("/save_state").status, 200);
+    let before = std::fs::read(tracker.state_path()).unwrap();
+    // A directory where the temp file must go makes the next save fail, even for root.
+    std::fs::create_dir(tracker.dir.join(".tracker_state.json.tmp")).unwrap();
+    tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hash_hex(6)}).to_string(),
+    );
+    let reply = tracker.get("/save_state");
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.json()["error"].as_str().unwrap().contains("saving"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(std::fs::read(tracker.state_path()).unwrap(), before);
+    let announce = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=1",
+        escape(&id(7)),
+        escape(&id(8))
+    ));
+    assert_eq!(failure(&announce), None, "announces are still served");
+    assert!(tracker.stderr().contains("saving"), "the failure is logged");
+}
+
+#[test]
+fn admin_endpoints_refuse_remote_callers_without_the_token() {
+    // A trusted proxy on loopback forwarding a remote client makes that client non-loopback.
+    let remote = [("X-Forwarded-For", "203.0.113.9")];
+    let open = Tracker::start(&["--trusted-proxy", "127.0.0.1"]);
+    let refused = open.request("GET", "/save_state", &remote, b"");
+    assert_eq!(refused.status, 403);
+    assert!(refused.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--admin-token"));
+    assert_eq!(open.request("POST", "/shutdown", &remote, b"").status, 403);
+    assert_eq!(open.get("/stats").status, 200, "the tracker is still up");
+
+    let guarded = Tracker::start(&["--trusted-proxy", "127.0.0.1", "--admin-token", "s3cret"]);
+    let body = json!({"info_hash": hash_hex(9)}).to_string();
+    let post = |headers: &[(&str, &str)], target: &str| {
+        guarded
+            .request("POST", target, headers, body.as_bytes())
+            .status
+    };
+    assert_eq!(post(&[remote[0]], "/add_torrent_info"), 403);
+    assert_eq!(
+        post(
+            &[remote[0], ("Authorization", "Bearer wrong")],
+            "/add_torrent_info"
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            &[remote[0], ("Authorization", "Bearer s3cret")],
+            "/add_torrent_info"
+        ),
+        200
+    );
+    assert_eq!(post(&[remote[0]], "/add_torrent_info?token=s3cret"), 200);
+    assert_eq!(
+        post(&[], "/add_torrent_info"),
+        200,
+        "loopback callers need no token"
+    );
+}

@@ -1,0 +1,311 @@
+//! Test harness: starts the real `tinytracker` binary on 127.0.0.1:0 with a temporary state file,
+//! reads the address it prints, and speaks raw HTTP/1.1 to it. The process is killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub use serde_bencode::value::Value as Bencode;
+
+pub struct Tracker {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Tracker {
+    /// A tracker in a fresh temporary directory; `args` come after `--bind 127.0.0.1:0 --state-file …`.
+    pub fn start(args: &[&str]) -> Tracker {
+        let tempdir = tempfile::tempdir().expect("temp dir");
+        let mut tracker = Tracker::start_in(tempdir.path(), args);
+        tracker._tempdir = Some(tempdir);
+        tracker
+    }
+
+    /// A tracker whose state file is `dir/tracker_state.json` (for restarts; the caller owns `dir`).
+    pub fn start_in(dir: &Path, args: &[&str]) -> Tracker {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr.log"))
+            .expect("stderr log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tinytracker"))
+            .args(["--bind", "127.0.0.1:0", "--state-file"])
+            .arg(dir.join("tracker_state.json"))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting tinytracker");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("reading stdout");
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let status = child.wait().expect("waiting for tinytracker");
+            let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+            panic!("tinytracker did not start ({status}): stdout {line:?}, stderr:\n{log}");
+        };
+        Tracker {
+            addr: addr.parse().expect("listening address"),
+            child,
+            dir: dir.to_owned(),
+            _tempdir: None,
+            _stdout: stdout,
+        }
+    }
+
+    /// The next `listening on ADDR` line, for trackers started with extra `--bind` flags.
+    pub fn next_address(&mut self) -> SocketAddr {
+        let mut line = String::new();
+        self._stdout.read_line(&mut line).expect("reading stdout");
+        let addr = line.trim().strip_prefix("listening on ");
+        addr.and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("expected another listening line, got {line:?}"))
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("tracker_state.json")
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, target: &str) -> Reply {
+        self.request("GET", target, &[], b"")
+    }
+
+    pub fn post_json(&self, target: &str, body: &str) -> Reply {
+        self.request(
+            "POST",
+            target,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    }
+
+    /// One request on its own connection (`Connection: close`).
+    pub fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        http(self.addr, method, target, headers, body)
+    }
+
+    pub fn announce(&self, query: &str) -> Bencode {
+        let reply = self.get(&format!("/announce?{query}"));
+        assert_eq!(reply.status, 200, "announce answers 200");
+        reply.bencode()
+    }
+
+    /// Sends SIGINT (as Ctrl+C does) and waits for the exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        self.signal(libc::SIGINT);
+        self.wait()
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("waiting for tinytracker")
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn bencode(&self) -> Bencode {
+        serde_bencode::from_bytes(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not bencode ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw HTTP/1.1 exchange; `target` is sent exactly as given (already percent-encoded).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connecting to tinytracker");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reading the response");
+    parse_response(&raw, method == "HEAD")
+}
+
+fn parse_response(raw: &[u8], head_only: bool) -> Reply {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("Transfer-Encoding") && v.contains("chunked"));
+    if chunked && !head_only {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+/// `%xx` for every byte: how real clients send binary ids.
+pub fn escape(raw: &[u8]) -> String {
+    raw.iter().map(|b| format!("%{b:02x}")).collect()
+}
+
+/// Lowercase hex.
+pub fn hex(raw: &[u8]) -> String {
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A distinct 20-byte value per `n`, with bytes that are not valid UTF-8.
+pub fn id(n: u32) -> [u8; 20] {
+    let mut raw = [0xffu8; 20];
+    raw[..4].copy_from_slice(&n.to_be_bytes());
+    raw[4] = 0x80;
+    raw
+}
+
+/// A dictionary value from a decoded bencode dictionary.
+pub fn field<'a>(dict: &'a Bencode, key: &str) -> &'a Bencode {
+    match dict {
+        Bencode::Dict(map) => map
+            .get(key.as_bytes())
+            .unwrap_or_else(|| panic!("no key {key:?} in {}", describe(dict))),
+        other => panic!("not a dict: {}", describe(other)),
+    }
+}
+
+pub fn has_field(dict: &Bencode, key: &str) -> bool {
+    matches!(dict, Bencode::Dict(map) if map.contains_key(key.as_bytes()))
+}
+
+pub fn int(value: &Bencode) -> i64 {
+    match value {
+        Bencode::Int(i) => *i,
+        other => panic!("not an integer: {}", describe(other)),
+    }
+}
+
+pub fn bytes(value: &Bencode) -> &[u8] {
+    match value {
+        Bencode::Bytes(b) => b,
+        other => panic!("not a byte string: {}", describe(other)),
+    }
+}
+
+/// The failure reason of a bencoded failure, if it is one.
+pub fn failure(value: &Bencode) -> Option<String> {
+    has_field(value, "failure reason")
+        .then(|| String::from_utf8_lossy(bytes(field(value, "failure reason"))).into_owned())
+}
+
+pub fn describe(value: &Bencode) -> String {
+    match value {
+        Bencode::Bytes(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Bencode::Int(i) => i.to_string(),
+        Bencode::List(l) => format!(
+            "[{}]",
+            l.iter().map(describe).collect::<Vec<_>>().join(", ")
+        ),
+        Bencode::Dict(d) => format!(
+            "{{{}}}",
+            d.iter()
+                .map(|(k, v)| format!("{}: {}", String::from_utf8_lossy(k), describe(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

@@ -1,0 +1,168 @@
+use std::fs;
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn register(tracker: &Tracker, n: u32, name: &str) {
+    let reply = tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hex(&id(n)), "name": name}).to_string(),
+    );
+    assert_eq!(reply.status, 200);
+}
+
+fn announce(tracker: &Tracker, n: u32, peer: u32, extra: &str) {
+    let reply = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port={}{extra}",
+        escape(&id(n)),
+        escape(&id(peer)),
+        peer
+    ));
+    assert_eq!(failure(&reply), None);
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start_in(dir.path(), &[]);
+    register(&tracker, 1, "kept.iso");
+    announce(&tracker, 1, 500, "&left=0&event=completed");
+    announce(&tracker, 2, 501, "&left=9");
+    let before = tracker.get("/stats").json();
+    let bye = tracker.request("POST", "/shutdown", &[], b"");
+    assert_eq!(bye.json(), json!({"message": "Server shutting down..."}));
+    assert!(tracker.wait().success());
+
+    let again = Tracker::start_in(dir.path(), &[]);
+    assert_eq!(again.get("/stats").json(), before);
+    let seen = again.announce(&format!(
+        "info_hash={}&peer_id={}&port=9",
+        escape(&id(2)),
+        escape(&id(502))
+    ));
+    assert_eq!(
+        bytes(field(&seen, "peers")).len(),
+        6,
+        "the peer restored from the file is handed out"
+    );
+}
+
+#[test]
+fn ctrl_c_saves_before_exiting() {
+    let mut tracker = Tracker::start(&["--save-interval", "0"]);
+    register(&tracker, 3, "interrupted");
+    assert!(!tracker.state_path().exists());
+    let status = tracker.interrupt();
+    assert!(status.success(), "{status}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&fs::read(tracker.state_path()).unwrap()).unwrap();
+    assert_eq!(saved["version"], 2);
+    assert_eq!(
+        saved["torrents"][hex(&id(3))]["info"]["name"],
+        "interrupted"
+    );
+    assert!(
+        tracker.stderr().contains("saved 1 torrents"),
+        "{}",
+        tracker.stderr()
+    );
+}
+
+#[test]
+fn sigterm_saves_too() {
+    let mut tracker = Tracker::start(&["--save-interval", "0"]);
+    register(&tracker, 4, "terminated");
+    tracker.signal(libc::SIGTERM);
+    assert!(tracker.wait().success());
+    assert!(fs::read_to_string(tracker.state_path())
+        .unwrap()
+        .contains("terminated"));
+}
+
+#[test]
+fn torrents_without_live_peers_keep_their_metadata_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        "tests/fixtures/legacy/tracker_state.qbittorrent.json",
+        dir.path().join("tracker_state.json"),
+    )
+    .unwrap();
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let stats = tracker.get("/stats").json();
+    let entry = &stats["e34b5b897bca1ac46ca7992c358ac87f1e0eaddb"];
+    assert_eq!(entry["creation_date"], 1738111617);
+    assert_eq!(
+        entry["stats"]["peers"], 0,
+        "the fixture's peers expired long ago"
+    );
+}
+
+#[test]
+fn legacy_file_is_kept_beside_the_first_new_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = "tests/fixtures/legacy/tracker_state.binary-keys.json";
+    fs::copy(fixture, dir.path().join("tracker_state.json")).unwrap();
+    let mut tracker = Tracker::start_in(dir.path(), &[]);
+    let stats = tracker.get("/stats").json();
+    let mut keys: Vec<&String> = stats.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    assert!(keys.contains(&&"d74e6149af947b9e0fc4af58c800dd8d34d56e27".to_owned()));
+    let log = tracker.stderr();
+    assert!(log.contains("ambiguous"), "{log}");
+    assert!(log.contains("\"abc\": not a 20-byte info hash"), "{log}");
+
+    assert_eq!(tracker.interrupt().code(), Some(0));
+    assert_eq!(
+        fs::read(dir.path().join("tracker_state.json.legacy")).unwrap(),
+        fs::read(fixture).unwrap(),
+        "the original file is kept byte for byte"
+    );
+    let new: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("tracker_state.json")).unwrap()).unwrap();
+    assert_eq!(new["version"], 2);
+    assert_eq!(new["torrents"].as_object().unwrap().len(), 6);
+}
+
+#[test]
+fn an_unreadable_state_file_stops_startup_and_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracker_state.json");
+    let broken = "{\n  \"torrents\": {\n    \"x\": {\"info\": \n";
+    fs::write(&path, broken).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tinytracker"))
+        .args(["--bind", "127.0.0.1:0", "--state-file"])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "it never started listening");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:4:", path.display())),
+        "path and line: {stderr}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), broken);
+}
+
+#[test]
+fn the_example_state_file_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        "tracker_state.json.example",
+        dir.path().join("tracker_state.json"),
+    )
+    .unwrap();
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let stats = tracker.get("/stats").json();
+    assert_eq!(
+        stats["5bc87edad4bb99237b42070345e0379673755845"]["name"],
+        "studio-build-1.4.2.zip"
+    );
+    assert_eq!(
+        stats["e34b5b897bca1ac46ca7992c358ac87f1e0eaddb"]["stats"]["completed"],
+        1
+    );
+}
