@@ -244,6 +244,17 @@ struct Torrent {
 }
 
 impl Torrent {
+    /// A torrent the tracker has just heard of; its creation date is now until told otherwise.
+    fn first_seen(now_unix: u64) -> Torrent {
+        Torrent {
+            info: TorrentInfo {
+                creation_date: now_unix as i64,
+                ..TorrentInfo::default()
+            },
+            ..Torrent::default()
+        }
+    }
+
     fn counts(&self) -> ScrapeCounts {
         ScrapeCounts {
             complete: self.peers.seeders.len() as u32,
@@ -311,13 +322,9 @@ impl Swarm {
                 None => return self.answer(ScrapeCounts::default(), interval_secs, Vec::new()),
             }
         } else {
-            shard.entry(req.info_hash).or_insert_with(|| Torrent {
-                info: TorrentInfo {
-                    creation_date: now_unix as i64,
-                    ..TorrentInfo::default()
-                },
-                ..Torrent::default()
-            })
+            shard
+                .entry(req.info_hash)
+                .or_insert_with(|| Torrent::first_seen(now_unix))
         };
         torrent.peers.expire(cutoff);
 
@@ -409,13 +416,9 @@ impl Swarm {
     pub fn register(&self, hash: InfoHash, update: InfoUpdate, now_unix: u64) -> bool {
         let mut shard = self.shard(&hash);
         let created = !shard.contains_key(&hash);
-        let torrent = shard.entry(hash).or_insert_with(|| Torrent {
-            info: TorrentInfo {
-                creation_date: now_unix as i64,
-                ..TorrentInfo::default()
-            },
-            ..Torrent::default()
-        });
+        let torrent = shard
+            .entry(hash)
+            .or_insert_with(|| Torrent::first_seen(now_unix));
         let info = &mut torrent.info;
         let InfoUpdate {
             name,
