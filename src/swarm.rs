@@ -145,7 +145,9 @@ impl PeerSet {
         let Some(slot) = self.index.get(addr).copied() else {
             return;
         };
-        let seeder_now = self.list_mut(slot.seeder)[slot.at].is_seeder();
+        let Some(seeder_now) = self.list_mut(slot.seeder).get(slot.at).map(Peer::is_seeder) else {
+            return;
+        };
         if seeder_now != slot.seeder {
             if let Some(peer) = self.remove(addr) {
                 self.place(peer);
