@@ -1,0 +1,230 @@
+"""A real BitTorrent download through tinytracker, with libtorrent as both client ends.
+
+Creates a random data file, makes a private v1 torrent whose only tracker is ANNOUNCE_URL, and runs
+two libtorrent sessions on 127.0.0.1: a seeder holding the data and a leecher starting empty. DHT,
+local peer discovery, UPnP and NAT-PMP are off, so the peers can only find each other through the
+tracker. The script waits until the leecher has the whole file, compares it byte for byte with the
+original, then polls the tracker's JSON scrape until it counts the completion (downloaded 1,
+complete 2). On success it prints `info_hash <40 hex>` and exits 0; on failure it prints what it
+saw (libtorrent alerts, tracker replies and errors) and exits 1.
+
+Run with Debian's interpreter, which has python3-libtorrent (2.0):
+
+    /usr/bin/python3 tests/e2e/libtorrent_swarm.py http://127.0.0.1:PORT/announce WORK_DIR
+
+The integration test `e2e::a_real_client_downloads_through_the_tracker` runs it.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import libtorrent as lt
+
+DATA_SIZE = 3 * 1024 * 1024 + 12345  # not a multiple of the piece size: the last piece is short
+PIECE_SIZE = 256 * 1024
+DOWNLOAD_DEADLINE_SECS = 120
+SCRAPE_DEADLINE_SECS = 30
+POLL_SECS = 0.1
+SHOWN_ALERTS = 400
+
+
+class Failure(Exception):
+    pass
+
+
+# Every alert category except the per-block, per-peer-message and DHT chatter.
+ALERTS = lt.alert.category_t.all_categories & ~(
+    lt.alert.category_t.peer_log_notification
+    | lt.alert.category_t.picker_log_notification
+    | lt.alert.category_t.block_progress_notification
+    | lt.alert.category_t.stats_notification
+    | lt.alert.category_t.dht_log_notification
+    | lt.alert.category_t.dht_operation_notification
+    | lt.alert.category_t.port_mapping_log_notification
+    | lt.alert.category_t.upload_notification
+)
+STARTED = time.monotonic()
+LOG = []  # "time client alert: message" of both clients, in the order they were collected
+
+
+class Client:
+    """One libtorrent session on 127.0.0.1 with a single torrent."""
+
+    def __init__(self, name, torrent, save_path):
+        self.name = name
+        self.replies = 0  # successful announces
+        self.peers_from_tracker = 0  # most peers one announce reply gave
+        self.session = lt.session(
+            {
+                "listen_interfaces": "127.0.0.1:0",
+                "enable_dht": False,
+                "enable_lsd": False,
+                "enable_upnp": False,
+                "enable_natpmp": False,
+                # Both clients are 127.0.0.1: let them connect although they share an address.
+                "allow_multiple_connections_per_ip": True,
+                "alert_mask": ALERTS,
+                "user_agent": "tinytracker-e2e/" + lt.__version__,
+                "stop_tracker_timeout": 2,
+            }
+        )
+        self.handle = self.session.add_torrent({"ti": torrent, "save_path": save_path})
+
+    def pump(self):
+        """Moves pending alerts to LOG and counts successful tracker replies."""
+        for alert in self.session.pop_alerts():
+            if isinstance(alert, lt.tracker_reply_alert):
+                self.replies += 1
+                self.peers_from_tracker = max(self.peers_from_tracker, alert.num_peers)
+            elapsed = time.monotonic() - STARTED
+            LOG.append("%8.3f %s %s: %s" % (elapsed, self.name, alert.what(), alert.message()))
+
+    def status(self):
+        return self.handle.status()
+
+    def close(self):
+        """Ends the session; it sends event=stopped and waits for it (at most stop_tracker_timeout)."""
+        self.handle = None
+        self.session = None
+
+    def describe(self):
+        s = self.status()
+        return "%s: %s, progress %.3f, seeding %s, %d peers, port %d, %d announce replies, error %r" % (
+            self.name,
+            s.state,
+            s.progress,
+            s.is_seeding,
+            s.num_peers,
+            self.session.listen_port(),
+            self.replies,
+            s.errc.message() if s.errc.value() else "",
+        )
+
+
+def make_torrent(announce_url, data_dir):
+    """Writes the random data file in data_dir; returns (torrent_info, file name, the data)."""
+    data = os.urandom(DATA_SIZE)
+    name = "e2e-random.bin"
+    with open(os.path.join(data_dir, name), "wb") as f:
+        f.write(data)
+    files = lt.file_storage()
+    lt.add_files(files, os.path.join(data_dir, name))
+    # v1 only: a hybrid torrent would announce a second (truncated v2) info hash too.
+    creator = lt.create_torrent(files, PIECE_SIZE, lt.create_torrent.v1_only)
+    creator.add_tracker(announce_url)
+    creator.set_priv(True)
+    creator.set_creator("tinytracker e2e test")
+    lt.set_piece_hashes(creator, data_dir)
+    encoded = lt.bencode(creator.generate())
+    torrent = lt.torrent_info(lt.bdecode(encoded))
+    if not torrent.priv():
+        raise Failure("the torrent is not private")
+    if [t.url for t in torrent.trackers()] != [announce_url]:
+        raise Failure("unexpected trackers: %r" % [t.url for t in torrent.trackers()])
+    return torrent, name, data
+
+
+def wait_until(what, deadline_secs, clients, done):
+    """Polls (pumping alerts) until done() is true; raises Failure at the deadline."""
+    deadline = time.monotonic() + deadline_secs
+    while True:
+        for client in clients:
+            client.pump()
+        if done():
+            return
+        if time.monotonic() > deadline:
+            raise Failure("timed out after %d s waiting for %s" % (deadline_secs, what))
+        time.sleep(POLL_SECS)
+
+
+def scrape(announce_url, info_hash):
+    """The tracker's JSON scrape of one torrent."""
+    base = announce_url.rsplit("/announce", 1)[0]
+    url = "%s/scrape?info_hash=%s&format=json" % (base, urllib.parse.quote(info_hash, safe=""))
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.load(reply)
+
+
+def run(announce_url, work_dir):
+    seed_dir = os.path.join(work_dir, "seeder")
+    leech_dir = os.path.join(work_dir, "leecher")
+    os.makedirs(seed_dir)
+    os.makedirs(leech_dir)
+    torrent, name, data = make_torrent(announce_url, seed_dir)
+    info_hash = torrent.info_hashes().v1.to_bytes()
+    info_hex = info_hash.hex()
+    print("libtorrent %s, private torrent %s: %d bytes in %d pieces"
+          % (lt.__version__, info_hex, DATA_SIZE, torrent.num_pieces()))
+
+    clients = []
+    try:
+        seeder = Client("seeder", torrent, seed_dir)
+        clients.append(seeder)
+        # The seeder must be in the tracker's swarm before the leecher's first announce,
+        # since the tracker is the only way the leecher can learn of it.
+        wait_until("the seeder to check its data and announce", 30, clients,
+                   lambda: seeder.status().is_seeding and seeder.replies > 0)
+        leecher = Client("leecher", torrent, leech_dir)
+        clients.append(leecher)
+        print("seeder on 127.0.0.1:%d, leecher on 127.0.0.1:%d" % (
+            seeder.session.listen_port(), leecher.session.listen_port()))
+        began = time.monotonic()
+        wait_until("the leecher to download everything", DOWNLOAD_DEADLINE_SECS, clients,
+                   lambda: leecher.status().is_seeding)
+        print("leecher finished in %.2f s; the tracker gave it %d peer(s)" % (
+            time.monotonic() - began, leecher.peers_from_tracker))
+
+        with open(os.path.join(leech_dir, name), "rb") as f:
+            downloaded = f.read()
+        if downloaded != data:
+            raise Failure("the downloaded file differs from the original (%d vs %d bytes)"
+                          % (len(downloaded), len(data)))
+        print("downloaded file matches the original byte for byte")
+
+        # After finishing, libtorrent announces event=completed with left=0.
+        last = {}
+
+        def tracker_counted_it():
+            last["scrape"] = scrape(announce_url, info_hash)
+            entry = last["scrape"].get("files", {}).get(info_hex, {})
+            return entry.get("downloaded") == 1 and entry.get("complete") == 2
+
+        try:
+            wait_until("the tracker to count the completion", SCRAPE_DEADLINE_SECS, clients,
+                       tracker_counted_it)
+        except Failure as e:
+            raise Failure("%s; last scrape: %s" % (e, json.dumps(last.get("scrape"))))
+        print("tracker scrape: %s" % json.dumps(last["scrape"]))
+        print("info_hash %s" % info_hex)
+    except BaseException:
+        for client in clients:
+            client.pump()
+            print(client.describe(), file=sys.stderr)
+        shown = LOG[-SHOWN_ALERTS:]
+        print("libtorrent alerts (last %d of %d):" % (len(shown), len(LOG)), file=sys.stderr)
+        for line in shown:
+            print("  " + line, file=sys.stderr)
+        raise
+    finally:
+        for client in clients:
+            client.close()
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    announce_url, work_dir = sys.argv[1], sys.argv[2]
+    try:
+        run(announce_url, work_dir)
+    except Failure as e:
+        print("FAILED: %s" % e, file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
