@@ -9,19 +9,21 @@ use crate::app::App;
 use crate::error::AdminError;
 use crate::ids::InfoHash;
 use crate::legacy;
-use crate::swarm::{InfoUpdate, Swarm};
+use crate::protocol::ScrapeCounts;
+use crate::swarm::{InfoUpdate, Swarm, TorrentInfo};
 
 /// Largest `/add_torrent_info` body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Who may call the admin endpoints: loopback callers always; others only with the configured
-/// token (`Authorization: Bearer TOKEN` or `?token=`). `client` is the address after proxy handling.
+/// token (`Authorization: Bearer TOKEN` or `?token=`). `client` is the address after proxy handling,
+/// `None` when a trusted proxy did not say who the client is (then only the token lets it in).
 pub fn check_access(
-    client: IpAddr,
+    client: Option<IpAddr>,
     presented_token: Option<&str>,
     configured_token: Option<&str>,
 ) -> Result<(), AdminError> {
-    if client.is_loopback() {
+    if client.is_some_and(|ip| ip.is_loopback()) {
         return Ok(());
     }
     match (configured_token, presented_token) {
@@ -71,6 +73,23 @@ pub fn stats(swarm: &Swarm, now_unix: u64) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// `GET /scrape?format=json`: the original's JSON scrape for people and scripts, keyed by 40-hex hash.
+pub fn scrape_json(found: Vec<(InfoHash, TorrentInfo, ScrapeCounts)>) -> Value {
+    let files: Map<String, Value> = found
+        .into_iter()
+        .map(|(hash, info, counts)| {
+            let entry = json!({
+                "complete": counts.complete,
+                "incomplete": counts.incomplete,
+                "downloaded": counts.downloaded,
+                "name": info.name,
+            });
+            (hash.to_hex(), entry)
+        })
+        .collect();
+    json!({ "files": files })
 }
 
 /// A byte sum as a JSON number: exact up to u64, approximate beyond.
@@ -199,8 +218,14 @@ mod tests {
     #[test]
     fn loopback_is_always_allowed_and_others_need_the_token() {
         let remote: IpAddr = "203.0.113.9".parse().unwrap();
-        assert!(check_access("127.0.0.1".parse().unwrap(), None, None).is_ok());
-        assert!(check_access("::1".parse().unwrap(), None, Some("t")).is_ok());
+        assert!(check_access("127.0.0.1".parse().ok(), None, None).is_ok());
+        assert!(check_access("::1".parse().ok(), None, Some("t")).is_ok());
+        assert!(
+            check_access(None, None, None).is_err(),
+            "an unknown client is not loopback"
+        );
+        assert!(check_access(None, Some("t"), Some("t")).is_ok());
+        let remote = Some(remote);
         assert_eq!(
             check_access(remote, Some("t"), None).unwrap_err().status(),
             403

@@ -153,10 +153,10 @@ impl App {
             }
             if let Some(every) = self.config.save_every {
                 if last_save.elapsed() >= every {
-                    if let Err(e) = self.save() {
-                        warn!("timed save failed, will retry: {e}");
+                    match self.save() {
+                        Ok(_) => last_save = Instant::now(),
+                        Err(e) => warn!("timed save failed, retrying in {} s: {e}", tick.as_secs()),
                     }
-                    last_save = Instant::now();
                 }
             }
         }

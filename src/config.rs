@@ -46,9 +46,12 @@ impl Config {
             );
         }
         let peer_timeout_secs = cli.peer_timeout.unwrap_or(2 * u64::from(cli.interval));
-        if peer_timeout_secs <= u64::from(cli.interval) {
+        // Clients are told the interval plus up to 5 % jitter; the timeout must outlast that.
+        let longest_interval = u64::from(cli.interval) + u64::from(cli.interval / 20);
+        if peer_timeout_secs <= longest_interval {
             bail!(
-                "--peer-timeout ({peer_timeout_secs}) must exceed --interval ({}), or peers expire just before they re-announce",
+                "--peer-timeout ({peer_timeout_secs}) must exceed --interval ({}) plus its 5 % jitter ({longest_interval} s), \
+                 or peers expire just before they re-announce",
                 cli.interval
             );
         }
@@ -130,6 +133,11 @@ mod tests {
     fn a_peer_timeout_not_above_the_interval_is_refused() {
         let err = config(&["--peer-timeout", "1800"]).unwrap_err().to_string();
         assert!(err.contains("must exceed --interval"), "{err}");
+        assert!(
+            config(&["--peer-timeout", "1890"]).is_err(),
+            "the jittered interval reaches 1890"
+        );
+        assert!(config(&["--peer-timeout", "1891"]).is_ok());
     }
 
     #[test]

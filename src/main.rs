@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
@@ -20,6 +20,9 @@ use tinytracker::server;
 use tinytracker::state;
 use tinytracker::swarm::Swarm;
 
+/// How long shutdown waits for workers to finish their requests before saving regardless.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let config = match Config::from_cli(Cli::parse()) {
         Ok(config) => config,
@@ -28,18 +31,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = init_logging(&config) {
+        eprintln!("tinytracker: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match run(config) {
         Ok(code) => code,
         Err(e) => {
+            // The logger writes to stderr (and the log file), so this is printed once.
             error!("{e:#}");
-            eprintln!("tinytracker: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(config: Config) -> anyhow::Result<ExitCode> {
-    init_logging(&config)?;
     let swarm = Swarm::new(config.swarm.clone());
     let loaded_legacy = load_state(&config, &swarm)?;
 
@@ -88,8 +94,19 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
             server.unblock();
         }
     }
-    for worker in workers {
-        let _ = worker.join();
+    // Workers finish the request in hand; one stuck on a slow client must not keep the save from happening.
+    let (done, all_joined) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for worker in workers {
+            let _ = worker.join();
+        }
+        let _ = done.send(());
+    });
+    if all_joined.recv_timeout(SHUTDOWN_GRACE).is_err() {
+        warn!(
+            "requests still in progress after {} s; saving anyway",
+            SHUTDOWN_GRACE.as_secs()
+        );
     }
     let _ = maintenance.join();
     match app.save() {

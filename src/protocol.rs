@@ -179,46 +179,36 @@ pub fn parse_announce(query: &str, ip: IpAddr) -> Result<AnnounceRequest, Protoc
         downloaded: number("downloaded", downloaded)?.unwrap_or(0),
         left: number("left", left)?.unwrap_or(0),
         event: parse_event(event.as_deref().unwrap_or(b"")),
-        numwant: number("numwant", numwant)?,
+        // An unreadable numwant is not worth refusing the announce over: use the default.
+        numwant: number("numwant", numwant).ok().flatten(),
         style,
     })
 }
 
-/// A scrape: which torrents, and whether the caller asked for the JSON form meant for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScrapeRequest {
-    pub info_hashes: Vec<InfoHash>,
-    pub json: bool,
-}
-
-pub fn parse_scrape(query: &str) -> Result<ScrapeRequest, ProtocolError> {
+/// The torrents a scrape asks about, each once, in the order given.
+pub fn parse_scrape(query: &str) -> Result<Vec<InfoHash>, ProtocolError> {
     let mut info_hashes = Vec::new();
-    let mut json = false;
     for (key, value) in query_pairs(query) {
-        match key.as_ref() {
-            b"info_hash" => {
-                if info_hashes.len() == MAX_SCRAPE_HASHES {
-                    return Err(ProtocolError::TooManyInfoHashes {
-                        max: MAX_SCRAPE_HASHES,
-                    });
-                }
-                let hash =
-                    InfoHash::try_from(value.as_ref()).map_err(|_| ProtocolError::BadLength {
-                        param: "info_hash",
-                        len: value.len(),
-                    })?;
-                if !info_hashes.contains(&hash) {
-                    info_hashes.push(hash);
-                }
-            }
-            b"format" => json = value.as_ref() == b"json",
-            _ => {}
+        if key.as_ref() != b"info_hash" {
+            continue;
+        }
+        if info_hashes.len() == MAX_SCRAPE_HASHES {
+            return Err(ProtocolError::TooManyInfoHashes {
+                max: MAX_SCRAPE_HASHES,
+            });
+        }
+        let hash = InfoHash::try_from(value.as_ref()).map_err(|_| ProtocolError::BadLength {
+            param: "info_hash",
+            len: value.len(),
+        })?;
+        if !info_hashes.contains(&hash) {
+            info_hashes.push(hash);
         }
     }
     if info_hashes.is_empty() {
         return Err(ProtocolError::MissingParam("info_hash"));
     }
-    Ok(ScrapeRequest { info_hashes, json })
+    Ok(info_hashes)
 }
 
 fn required_id(name: &'static str, value: Option<Cow<[u8]>>) -> Result<[u8; 20], ProtocolError> {
@@ -437,6 +427,14 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_numwant_falls_back_to_the_default() {
+        for bad in ["-1", "x", "1e3"] {
+            let req = parse_announce(&announce_query(&format!("&numwant={bad}")), local()).unwrap();
+            assert_eq!(req.numwant, None, "numwant={bad}");
+        }
+    }
+
+    #[test]
     fn unknown_event_is_a_regular_announce() {
         for (value, event) in [
             ("started", Event::Started),
@@ -557,10 +555,12 @@ mod tests {
             escape_all(&other),
             escape_all(&H1)
         );
-        let req = parse_scrape(&query).unwrap();
-        assert_eq!(req.info_hashes, vec![InfoHash(H1), InfoHash(other)]);
-        assert!(!req.json);
-        assert!(parse_scrape(&format!("{query}&format=json")).unwrap().json);
+        assert_eq!(
+            parse_scrape(&query).unwrap(),
+            vec![InfoHash(H1), InfoHash(other)]
+        );
+        let with_other_keys = format!("format=json&{query}&passkey=x");
+        assert_eq!(parse_scrape(&with_other_keys).unwrap().len(), 2);
     }
 
     #[test]

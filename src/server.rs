@@ -112,40 +112,67 @@ struct Incoming<'r> {
     method: Method,
     path: &'r str,
     query: &'r str,
-    /// The client: the socket peer, or the right-most X-Forwarded-For entry from a trusted proxy.
-    client_ip: IpAddr,
+    client: Client,
     token: Option<String>,
     wants_json: bool,
-    body: Result<Vec<u8>, AdminError>,
+}
+
+/// Who sent a request.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    /// The peer's address for announces: the socket peer, or what a trusted proxy forwarded.
+    ip: IpAddr,
+    /// False when a trusted proxy sent no usable X-Forwarded-For: the real client is unknown,
+    /// so it must not pass for the (loopback) proxy itself.
+    known: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Announce,
+    Scrape,
+    Stats,
+    AddTorrentInfo,
+    SaveState,
+    Shutdown,
+    /// HEAD on a readable path: answered like GET, with no body and no side effects.
+    Head(&'static str),
 }
 
 fn handle(app: &App, mut request: Request) {
     let remote = request
         .remote_addr()
         .map_or(IpAddr::from([127, 0, 0, 1]), |a| canonical_ip(a.ip()));
-    let client_ip = client_ip(app, remote, &request);
-    let body = if *request.method() == Method::Post {
-        read_body(&mut request)
-    } else {
-        Ok(Vec::new())
-    };
+    let client = client(app, remote, &request);
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let incoming = Incoming {
         method: request.method().clone(),
         path,
         query,
-        client_ip,
+        client,
         token: token(&request, query),
         wants_json: header(&request, "Accept").is_some_and(|v| v.contains("application/json")),
-        body,
     };
-    let reply = catch_unwind(AssertUnwindSafe(|| route(app, &incoming))).unwrap_or_else(|_| {
-        error!("handler panicked on {} {}", incoming.method, incoming.path);
-        Reply::json(500, &json!({ "error": "internal error" }))
-    });
+    let reply = match resolve(app, &incoming) {
+        Err(e) => Reply::admin(Err(e)),
+        Ok(route) => {
+            // Only an admin caller's POST to /add_torrent_info has a body worth reading.
+            let body = match route {
+                Route::AddTorrentInfo => read_body(&mut request),
+                _ => Ok(Vec::new()),
+            };
+            catch_unwind(AssertUnwindSafe(|| reply_to(app, route, &incoming, body))).unwrap_or_else(
+                |_| {
+                    error!("handler panicked on {} {}", incoming.method, incoming.path);
+                    Reply::json(500, &json!({ "error": "internal error" }))
+                },
+            )
+        }
+    };
     debug!(
-        "{client_ip} {} {} -> {} ({} bytes)",
+        "{} {} {} -> {} ({} bytes)",
+        client.ip,
         incoming.method,
         incoming.path,
         reply.status,
@@ -158,78 +185,79 @@ fn handle(app: &App, mut request: Request) {
         response.add_header(header_line("Allow", allow));
     }
     if let Err(e) = request.respond(response) {
-        debug!("writing a response to {client_ip} failed: {e}");
+        debug!("writing a response to {} failed: {e}", client.ip);
     }
     if then_shut_down {
         app.request_shutdown();
     }
 }
 
-fn route(app: &App, req: &Incoming) -> Reply {
+/// Picks the route: 404 for an unknown path, 405 for a wrong method, 403 for a refused admin caller.
+fn resolve(app: &App, req: &Incoming) -> Result<Route, AdminError> {
     use Method::{Get, Head, Post};
-    const READ: &str = "GET, HEAD";
     let method = &req.method;
-    let allowed = |allow: &'static str, ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(AdminError::MethodNotAllowed {
-                method: method.to_string(),
-                allow,
-            })
-        }
-    };
     let is_read = matches!(method, Get | Head);
-    let checked = match req.path {
-        "/announce" | "/" | "/scrape" | "/stats" => allowed(READ, is_read),
-        "/add_torrent_info" | "/shutdown" => allowed("POST", *method == Post),
-        "/save_state" => allowed("GET, HEAD, POST", is_read || *method == Post),
-        other => Err(AdminError::NotFound(other.to_owned())),
+    let (route, allow, allowed) = match req.path {
+        "/announce" | "/" => (Route::Announce, "GET, HEAD", is_read),
+        "/scrape" => (Route::Scrape, "GET, HEAD", is_read),
+        "/stats" => (Route::Stats, "GET, HEAD", is_read),
+        "/add_torrent_info" => (Route::AddTorrentInfo, "POST", *method == Post),
+        "/shutdown" => (Route::Shutdown, "POST", *method == Post),
+        "/save_state" => (
+            Route::SaveState,
+            "GET, HEAD, POST",
+            is_read || *method == Post,
+        ),
+        other => return Err(AdminError::NotFound(other.to_owned())),
     };
-    let is_admin = matches!(req.path, "/add_torrent_info" | "/shutdown" | "/save_state");
-    let checked = checked.and_then(|()| {
-        if is_admin {
-            admin::check_access(
-                req.client_ip,
-                req.token.as_deref(),
-                app.config.admin_token.as_deref(),
-            )
-        } else {
-            Ok(())
-        }
-    });
-    if let Err(e) = checked {
-        return Reply::admin(Err(e));
+    if !allowed {
+        return Err(AdminError::MethodNotAllowed {
+            method: method.to_string(),
+            allow,
+        });
+    }
+    if matches!(
+        route,
+        Route::AddTorrentInfo | Route::SaveState | Route::Shutdown
+    ) {
+        let client = req.client.known.then_some(req.client.ip);
+        admin::check_access(
+            client,
+            req.token.as_deref(),
+            app.config.admin_token.as_deref(),
+        )?;
     }
     if *method == Head {
-        // HEAD is safe: it answers like GET would, but changes nothing and sends no body.
-        let content_type = match req.path {
-            "/announce" | "/" => "text/plain",
-            "/scrape" if !wants_scrape_json(req) => "text/plain",
+        let content_type = match route {
+            Route::Announce => "text/plain",
+            Route::Scrape if !wants_scrape_json(req) => "text/plain",
             _ => "application/json",
         };
-        let mut reply = Reply::json(200, &Value::Null);
-        reply.content_type = content_type;
-        reply.body.clear();
-        return reply;
+        return Ok(Route::Head(content_type));
     }
+    Ok(route)
+}
+
+fn reply_to(app: &App, route: Route, req: &Incoming, body: Result<Vec<u8>, AdminError>) -> Reply {
     let now = app.now();
-    match req.path {
-        "/announce" | "/" => Reply::bencode(announce(app, req.query, req.client_ip, now)),
-        "/scrape" => scrape(app, req, now),
-        "/stats" => Reply::json(200, &admin::stats(&app.swarm, now)),
-        "/add_torrent_info" => Reply::admin(
-            req.body
-                .clone()
-                .and_then(|body| admin::add_torrent_info(&app.swarm, &body, now)),
-        ),
-        "/save_state" => Reply::admin(admin::save_state(app)),
-        "/shutdown" => {
+    match route {
+        Route::Announce => Reply::bencode(announce(app, req.query, req.client.ip, now)),
+        Route::Scrape => scrape(app, req, now),
+        Route::Stats => Reply::json(200, &admin::stats(&app.swarm, now)),
+        Route::AddTorrentInfo => {
+            Reply::admin(body.and_then(|body| admin::add_torrent_info(&app.swarm, &body, now)))
+        }
+        Route::SaveState => Reply::admin(admin::save_state(app)),
+        Route::Shutdown => {
             let mut reply = Reply::admin(Ok(json!({ "message": "Server shutting down..." })));
             reply.then_shut_down = true;
             reply
         }
-        _ => Reply::admin(Err(AdminError::NotFound(req.path.to_owned()))),
+        Route::Head(content_type) => {
+            let mut reply = Reply::bencode(Vec::new());
+            reply.content_type = content_type;
+            reply
+        }
     }
 }
 
@@ -251,52 +279,62 @@ fn wants_scrape_json(req: &Incoming) -> bool {
 
 fn scrape(app: &App, req: &Incoming, now: u64) -> Reply {
     let json = wants_scrape_json(req);
-    let parsed = match protocol::parse_scrape(req.query) {
-        Ok(parsed) => parsed,
-        Err(e) if json => return Reply::json(400, &json!({ "error": e.to_string() })),
-        Err(e) => return Reply::bencode(protocol::encode_failure(&e)),
-    };
-    let found = app.swarm.scrape(&parsed.info_hashes, now);
-    if json {
-        let files: serde_json::Map<String, Value> = found
-            .into_iter()
-            .map(|(hash, info, counts)| {
-                let entry = json!({
-                    "complete": counts.complete,
-                    "incomplete": counts.incomplete,
-                    "downloaded": counts.downloaded,
-                    "name": info.name,
-                });
-                (hash.to_hex(), entry)
-            })
-            .collect();
-        Reply::json(200, &json!({ "files": files }))
-    } else {
-        let counts: Vec<_> = found
-            .into_iter()
-            .map(|(hash, _, counts)| (hash, counts))
-            .collect();
-        Reply::bencode(protocol::encode_scrape(&counts))
+    match protocol::parse_scrape(req.query) {
+        Ok(hashes) => {
+            let found = app.swarm.scrape(&hashes, now);
+            if json {
+                Reply::json(200, &admin::scrape_json(found))
+            } else {
+                let counts: Vec<_> = found
+                    .into_iter()
+                    .map(|(hash, _, counts)| (hash, counts))
+                    .collect();
+                Reply::bencode(protocol::encode_scrape(&counts))
+            }
+        }
+        Err(e) if json => Reply::json(400, &json!({ "error": e.to_string() })),
+        Err(e) => Reply::bencode(protocol::encode_failure(&e)),
     }
 }
 
-/// The client's address: the socket peer, unless that is a trusted proxy that sent X-Forwarded-For.
-fn client_ip(app: &App, remote: IpAddr, request: &Request) -> IpAddr {
+/// Who sent the request: the socket peer, unless that is a trusted proxy, whose right-most
+/// X-Forwarded-For entry (an address, with or without a port) names the client.
+fn client(app: &App, remote: IpAddr, request: &Request) -> Client {
     if !app
         .config
         .trusted_proxies
         .iter()
         .any(|net| net.contains(&remote))
     {
-        return remote;
+        return Client {
+            ip: remote,
+            known: true,
+        };
     }
     let forwarded = request
         .headers()
         .iter()
         .rfind(|h| h.field.equiv("X-Forwarded-For"))
         .and_then(|h| h.value.as_str().rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    forwarded.map_or(remote, canonical_ip)
+        .and_then(|last| parse_forwarded(last.trim()));
+    match forwarded {
+        Some(ip) => Client {
+            ip: canonical_ip(ip),
+            known: true,
+        },
+        None => Client {
+            ip: remote,
+            known: false,
+        },
+    }
+}
+
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
@@ -310,8 +348,10 @@ fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
 /// The admin token from `Authorization: Bearer …` or `?token=`.
 fn token(request: &Request, query: &str) -> Option<String> {
     if let Some(value) = header(request, "Authorization") {
-        if let Some(token) = value.strip_prefix("Bearer ") {
-            return Some(token.trim().to_owned());
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(token.trim().to_owned());
+            }
         }
     }
     protocol::query_value(query, "token").map(|v| String::from_utf8_lossy(&v).into_owned())

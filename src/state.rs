@@ -103,7 +103,8 @@ pub enum LoadError {
         column: usize,
         message: String,
     },
-    BadKey(PathBuf, String),
+    /// A current-format problem: a key that is not hex, or a version this build does not know.
+    Unsupported(PathBuf, String),
 }
 
 impl fmt::Display for LoadError {
@@ -120,11 +121,7 @@ impl fmt::Display for LoadError {
                 "{}:{line}:{column}: not a valid state file: {message}",
                 path.display()
             ),
-            LoadError::BadKey(path, key) => write!(
-                f,
-                "{}: torrent key {key:?} is not a 40-character hex info hash",
-                path.display()
-            ),
+            LoadError::Unsupported(path, what) => write!(f, "{}: {what}", path.display()),
         }
     }
 }
@@ -146,11 +143,16 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, LoadError> {
     })?;
     from_file(file)
         .map(Some)
-        .map_err(|key| LoadError::BadKey(path.to_owned(), key))
+        .map_err(|what| LoadError::Unsupported(path.to_owned(), what))
 }
 
-/// Converts a parsed file; `Err(key)` for a current-format key that is not hex.
+/// Converts a parsed file; `Err` says why a current-format file cannot be used.
 pub fn from_file(file: StateFile) -> Result<Loaded, String> {
+    if let Some(version) = file.version.filter(|v| *v > VERSION) {
+        return Err(format!(
+            "version {version} is newer than this tracker understands"
+        ));
+    }
     let legacy = file.version.is_none();
     let mut loaded = Loaded {
         legacy,
@@ -177,7 +179,8 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                 }
             }
         } else {
-            InfoHash::from_hex(&key).map_err(|_| key.clone())?
+            InfoHash::from_hex(&key)
+                .map_err(|_| format!("torrent key {key:?} is not a 40-character hex info hash"))?
         };
         let mut peers: HashMap<SocketAddr, Peer> = HashMap::new();
         for entry_peer in entry.peers_info {
@@ -226,6 +229,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
 
 fn peer_from_entry(entry: &PeerEntry, legacy: bool) -> Result<Peer, &'static str> {
     let peer_id = if legacy {
+        // A peer id only labels the peer (its address identifies it); of several readings take the first.
         let candidates = legacy::werkzeug_candidates(&entry.peer_id);
         PeerId(*candidates.first().ok_or("peer id is not 20 bytes")?)
     } else {
@@ -317,30 +321,50 @@ pub fn to_file(torrents: &[TorrentSnapshot], now_unix: u64) -> StateFile {
     }
 }
 
-/// Writes `file` to `path` atomically: a temp file in the same directory, fsync, rename, fsync
-/// the directory. On any error the previous file is untouched. Returns the bytes written.
+/// Writes `file` to `path` atomically: a temp file in the same directory (with the old file's
+/// permissions), fsync, rename, fsync the directory. If anything before the rename fails, the
+/// previous file is untouched. Returns the bytes written.
 pub fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
     })?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let written = write_synced(&tmp, file).and_then(|bytes| {
+    let written = write_synced(&tmp, file, fs::metadata(path).ok()).and_then(|bytes| {
         fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()?;
         Ok(bytes)
     });
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written
+    let bytes = written?;
+    // The new file is in place; this only makes the rename itself survive a power cut.
+    if let Err(e) = sync_dir(&dir) {
+        log::warn!(
+            "saved {}, but syncing its directory failed: {e}",
+            path.display()
+        );
+    }
+    Ok(bytes)
 }
 
-fn write_synced(tmp: &Path, file: &StateFile) -> io::Result<u64> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn write_synced(tmp: &Path, file: &StateFile, previous: Option<fs::Metadata>) -> io::Result<u64> {
+    let created = File::create(tmp)?;
+    if let Some(previous) = previous {
+        created.set_permissions(previous.permissions())?;
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, created);
     serde_json::to_writer_pretty(&mut out, file)?;
     out.write_all(b"\n")?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -349,16 +373,18 @@ fn write_synced(tmp: &Path, file: &StateFile) -> io::Result<u64> {
 }
 
 /// Before the first save over a file written by the Python original, keeps it beside the new one
-/// as `<name>.legacy` (or `.legacy.1`, … if that exists). Returns where it went.
+/// as `<name>.legacy` (or `.legacy.1`, … if that exists), synced to disk. Returns where it went.
 pub fn keep_legacy_copy(path: &Path) -> io::Result<PathBuf> {
-    let base = path.as_os_str().to_owned();
-    let mut candidate = PathBuf::from(format!("{}.legacy", base.to_string_lossy()));
+    let base = path.as_os_str().to_string_lossy().into_owned();
+    let mut candidate = PathBuf::from(format!("{base}.legacy"));
     let mut n = 1;
     while candidate.exists() {
-        candidate = PathBuf::from(format!("{}.legacy.{n}", base.to_string_lossy()));
+        candidate = PathBuf::from(format!("{base}.legacy.{n}"));
         n += 1;
     }
     fs::copy(path, &candidate)?;
+    File::open(&candidate)?.sync_all()?;
+    sync_dir(&parent_dir(path))?;
     Ok(candidate)
 }
 
@@ -512,7 +538,14 @@ mod tests {
     fn current_file_with_a_bad_key_is_refused() {
         let file: StateFile =
             serde_json::from_str(r#"{"version": 2, "torrents": {"abc": {}}}"#).unwrap();
-        assert_eq!(from_file(file).unwrap_err(), "abc");
+        assert!(from_file(file)
+            .unwrap_err()
+            .contains("\"abc\" is not a 40-character hex"));
+        let newer: StateFile = serde_json::from_str(r#"{"version": 3, "torrents": {}}"#).unwrap();
+        assert_eq!(
+            from_file(newer).unwrap_err(),
+            "version 3 is newer than this tracker understands"
+        );
     }
 
     #[test]
@@ -550,8 +583,26 @@ mod tests {
     #[test]
     fn failed_save_keeps_the_previous_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir").join("tracker_state.json");
+        let path = dir.path().join("tracker_state.json");
+        fs::write(&path, "previous").unwrap();
+        // A directory where the temp file goes makes the write fail, whoever runs the test.
+        fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
         assert!(save(&path, &to_file(&[], 1)).is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
+    }
+
+    #[test]
+    fn save_keeps_the_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker_state.json");
+        fs::write(&path, "{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        save(&path, &to_file(&[], 1)).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -335,16 +335,12 @@ impl Swarm {
             return self.answer(torrent.counts(), interval_secs, Vec::new());
         }
 
-        let peer = match torrent.peers.get_mut(&req.addr) {
-            Some(peer) => peer,
-            None => {
-                let peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
-                torrent.peers.insert(peer);
-                torrent
-                    .peers
-                    .get_mut(&req.addr)
-                    .expect("a peer just inserted is in the index")
-            }
+        if torrent.peers.get_mut(&req.addr).is_none() {
+            let peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
+            torrent.peers.insert(peer);
+        }
+        let Some(peer) = torrent.peers.get_mut(&req.addr) else {
+            return self.answer(torrent.counts(), interval_secs, Vec::new());
         };
         peer.peer_id = req.peer_id;
         peer.uploaded = req.uploaded;

@@ -1,18 +1,22 @@
-"""Registers .torrent files with a tracker the way the Python tracker's add_torrent_info.py did.
+"""Sends, for each .torrent file, the same request as the Python tracker's add_torrent_info.py.
+
+That client cannot be shipped here, so this script reproduces its request byte for byte: the same
+libraries (requests, bencodepy), the same hash computation and text form, the same JSON fields.
 
 For each torrent file: decode it with bencodepy, take the SHA-1 of the re-encoded info dictionary,
 write those 20 bytes in the legacy client's text form (custom_urlencode: bytes 0x20..=0x7E as the
 character itself, '%' included; every other byte as %XX in upper case) and POST the metadata as JSON
-to TRACKER/add_torrent_info, exactly as the original client did. Status 200 means success.
+to TRACKER/add_torrent_info. Status 200 means success.
 
-Unlike the original, this prints the info hash in hex and the tracker's reply, and exits 1 if any
+Beyond what that client does, this prints the info hash in hex and the tracker's reply, and exits 1 if any
 torrent was not accepted, so a test can check the outcome.
 
 Run with a Python that has `requests` and `bencodepy` (pip install requests bencodepy):
 
     python3 tests/e2e/legacy_client.py [--tracker http://localhost:6969] FILE.torrent...
 
-The integration test `e2e::the_legacy_client_registers_torrents` runs it.
+The integration test `e2e::the_legacy_client_registers_torrents_under_their_real_info_hash`
+runs it.
 """
 
 import argparse

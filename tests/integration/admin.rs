@@ -234,8 +234,116 @@ fn admin_endpoints_refuse_remote_callers_without_the_token() {
     );
     assert_eq!(post(&[remote[0]], "/add_torrent_info?token=s3cret"), 200);
     assert_eq!(
-        post(&[], "/add_torrent_info"),
+        post(&[("X-Forwarded-For", "::1")], "/add_torrent_info"),
         200,
         "loopback callers need no token"
+    );
+}
+
+#[test]
+fn a_trusted_proxy_that_names_no_client_does_not_pass_for_loopback() {
+    let tracker = Tracker::start(&["--trusted-proxy", "127.0.0.1"]);
+    for headers in [
+        vec![],
+        vec![("X-Forwarded-For", "unknown")],
+        vec![("X-Forwarded-For", "")],
+    ] {
+        let reply = tracker.request("GET", "/save_state", &headers, b"");
+        assert_eq!(reply.status, 403, "{headers:?}");
+    }
+    let with_port = tracker.request(
+        "GET",
+        "/save_state",
+        &[("X-Forwarded-For", "203.0.113.9:4711")],
+        b"",
+    );
+    assert_eq!(
+        with_port.status, 403,
+        "an address with a port is still that address"
+    );
+    let local = tracker.request(
+        "GET",
+        "/save_state",
+        &[("X-Forwarded-For", "127.0.0.1")],
+        b"",
+    );
+    assert_eq!(
+        local.status, 200,
+        "a loopback client behind the proxy is loopback"
+    );
+}
+
+#[test]
+fn head_on_read_endpoints_has_no_body_and_changes_nothing() {
+    let tracker = Tracker::start(&[]);
+    for (path, content_type) in [
+        ("/stats", "application/json"),
+        ("/scrape?info_hash=x", "text/plain"),
+        ("/scrape?format=json", "application/json"),
+    ] {
+        let reply = tracker.request("HEAD", path, &[], b"");
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.header("Content-Type"), Some(content_type), "{path}");
+        assert!(reply.body.is_empty());
+    }
+}
+
+#[test]
+fn every_flag_is_explained_in_help_with_its_environment_variable() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tinytracker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, env) in [
+        ("--bind", "TINYTRACKER_BIND"),
+        ("--state-file", "TINYTRACKER_STATE_FILE"),
+        ("--save-interval", "TINYTRACKER_SAVE_INTERVAL"),
+        ("--interval", "TINYTRACKER_INTERVAL"),
+        ("--min-interval", "TINYTRACKER_MIN_INTERVAL"),
+        ("--peer-timeout", "TINYTRACKER_PEER_TIMEOUT"),
+        ("--max-numwant", "TINYTRACKER_MAX_NUMWANT"),
+        ("--workers", "TINYTRACKER_WORKERS"),
+        ("--admin-token", "TINYTRACKER_ADMIN_TOKEN"),
+        ("--trusted-proxy", "TINYTRACKER_TRUSTED_PROXY"),
+        ("--log-level", "TINYTRACKER_LOG_LEVEL"),
+        ("--log-file", "TINYTRACKER_LOG_FILE"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing from --help"
+        );
+    }
+    assert!(help.contains("[default: 300]") && help.contains("[default: 1800]"));
+}
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let tracker = Tracker::start_with_env(
+        &[],
+        &[
+            ("TINYTRACKER_INTERVAL", "600"),
+            ("TINYTRACKER_MIN_INTERVAL", "42"),
+        ],
+    );
+    let reply = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=1",
+        escape(&id(1)),
+        escape(&id(2))
+    ));
+    let interval = int(field(&reply, "interval"));
+    assert!((570..=630).contains(&interval), "{interval}");
+    assert_eq!(int(field(&reply, "min interval")), 42);
+}
+
+#[test]
+fn a_bad_json_scrape_is_a_json_400() {
+    let tracker = Tracker::start(&[]);
+    let reply = tracker.get("/scrape?format=json&info_hash=abc");
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json(),
+        json!({"error": "info_hash must be 20 bytes, got 3"})
     );
 }

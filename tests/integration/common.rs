@@ -20,14 +20,23 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker in a fresh temporary directory; `args` come after `--bind 127.0.0.1:0 --state-file …`.
     pub fn start(args: &[&str]) -> Tracker {
+        Tracker::start_with_env(args, &[])
+    }
+
+    /// Like [`Tracker::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracker {
         let tempdir = tempfile::tempdir().expect("temp dir");
-        let mut tracker = Tracker::start_in(tempdir.path(), args);
+        let mut tracker = Tracker::launch(tempdir.path(), args, env);
         tracker._tempdir = Some(tempdir);
         tracker
     }
 
     /// A tracker whose state file is `dir/tracker_state.json` (for restarts; the caller owns `dir`).
     pub fn start_in(dir: &Path, args: &[&str]) -> Tracker {
+        Tracker::launch(dir, args, &[])
+    }
+
+    fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Tracker {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -37,6 +46,7 @@ impl Tracker {
             .args(["--bind", "127.0.0.1:0", "--state-file"])
             .arg(dir.join("tracker_state.json"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

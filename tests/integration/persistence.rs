@@ -166,3 +166,117 @@ fn the_example_state_file_loads() {
         1
     );
 }
+
+/// A current-format state file with one peer seen `age_secs` ago per entry.
+fn state_with_peers(ages_secs: &[u64]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let peers: Vec<serde_json::Value> = ages_secs
+        .iter()
+        .enumerate()
+        .map(|(i, age)| {
+            json!({"peer_id": format!("-XX0001-{i:012}"), "ip": "10.0.0.1", "port": 1000 + i,
+                "last_seen": now - age, "uploaded": 0, "downloaded": 0, "left": 5, "is_seeder": false})
+        })
+        .collect();
+    json!({"version": 2, "torrents": {hex(&id(1)): {"info": {"name": "t"}, "peers_info": peers}}})
+        .to_string()
+}
+
+#[test]
+fn peers_older_than_the_timeout_are_gone_after_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("tracker_state.json"),
+        state_with_peers(&[10, 3000, 3700, 90_000]),
+    )
+    .unwrap();
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let stats = tracker.get("/stats").json();
+    assert_eq!(
+        stats[hex(&id(1))]["stats"]["incomplete"],
+        2,
+        "the default timeout is 3600 s"
+    );
+    let seen = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=9&numwant=50",
+        escape(&id(1)),
+        escape(&id(9))
+    ));
+    assert_eq!(bytes(field(&seen, "peers")).len(), 2 * 6);
+}
+
+#[test]
+fn a_restart_after_long_downtime_keeps_torrents_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start_in(dir.path(), &[]);
+    register(&tracker, 5, "survivor.iso");
+    announce(&tracker, 5, 600, "&left=3");
+    assert!(tracker.interrupt().success());
+    // Pretend the tracker was down for a day: every saved peer is now a day old.
+    let path = dir.path().join("tracker_state.json");
+    let mut saved: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    for peer in saved["torrents"][hex(&id(5))]["peers_info"]
+        .as_array_mut()
+        .unwrap()
+    {
+        peer["last_seen"] = json!(peer["last_seen"].as_u64().unwrap() - 86_400);
+    }
+    fs::write(&path, saved.to_string()).unwrap();
+
+    let again = Tracker::start_in(dir.path(), &[]);
+    let stats = again.get("/stats").json();
+    assert_eq!(stats[hex(&id(5))]["name"], "survivor.iso");
+    assert_eq!(stats[hex(&id(5))]["stats"]["peers"], 0);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_without_saving() {
+    let mut tracker = Tracker::start(&["--save-interval", "0"]);
+    register(&tracker, 6, "never saved");
+    // A request whose body never finishes keeps a worker busy, so shutdown has to wait for it.
+    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
+    use std::io::Write;
+    write!(
+        slow,
+        "POST /add_torrent_info HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{{"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    tracker.signal(libc::SIGINT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tracker.stderr().contains("interrupted") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first interrupt was never handled"
+        );
+        std::thread::yield_now();
+    }
+    tracker.signal(libc::SIGINT);
+    assert_eq!(tracker.wait().code(), Some(130));
+    assert!(
+        !tracker.state_path().exists(),
+        "the second interrupt skips the save"
+    );
+}
+
+#[test]
+fn a_slow_client_does_not_keep_shutdown_from_saving() {
+    let mut tracker = Tracker::start(&["--save-interval", "0", "--workers", "1"]);
+    register(&tracker, 7, "saved anyway");
+    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
+    use std::io::Write;
+    write!(
+        slow,
+        "POST /add_torrent_info HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{{"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    tracker.signal(libc::SIGTERM);
+    assert!(tracker.wait().success());
+    assert!(fs::read_to_string(tracker.state_path())
+        .unwrap()
+        .contains("saved anyway"));
+}
