@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::bencode::Writer;
 use crate::error::ProtocolError;
 use crate::ids::{hex_pair, InfoHash, PeerId};
 
@@ -241,32 +242,9 @@ fn parse_event(value: &[u8]) -> Event {
     }
 }
 
-/// A minimal bencode writer; callers write dictionary keys in sorted order.
-struct Bencode(Vec<u8>);
-
-impl Bencode {
-    fn bytes(&mut self, value: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(value.len().to_string().as_bytes());
-        self.0.push(b':');
-        self.0.extend_from_slice(value);
-        self
-    }
-    fn int(&mut self, value: impl Into<i128>) -> &mut Self {
-        self.0.push(b'i');
-        self.0
-            .extend_from_slice(value.into().to_string().as_bytes());
-        self.0.push(b'e');
-        self
-    }
-    fn raw(&mut self, token: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(token);
-        self
-    }
-}
-
 /// The announce answer, keys in raw-byte order as BEP 3 requires.
 pub fn encode_announce(resp: &AnnounceResponse, style: PeerStyle) -> Vec<u8> {
-    let mut out = Bencode(Vec::with_capacity(96 + resp.peers.len() * 8));
+    let mut out = Writer::with_capacity(96 + resp.peers.len() * 8);
     out.raw(b"d")
         .bytes(b"complete")
         .int(resp.complete)
@@ -314,14 +292,14 @@ pub fn encode_announce(resp: &AnnounceResponse, style: PeerStyle) -> Vec<u8> {
         }
     }
     out.raw(b"e");
-    out.0
+    out.finish()
 }
 
 /// BEP 48 scrape answer: `files` keyed by the raw 20-byte hash, in byte order.
 pub fn encode_scrape(files: &[(InfoHash, ScrapeCounts)]) -> Vec<u8> {
     let mut sorted: Vec<_> = files.iter().collect();
     sorted.sort_by_key(|(hash, _)| *hash);
-    let mut out = Bencode(Vec::with_capacity(16 + files.len() * 80));
+    let mut out = Writer::with_capacity(16 + files.len() * 80);
     out.raw(b"d").bytes(b"files").raw(b"d");
     for (hash, counts) in sorted {
         out.bytes(hash.as_bytes())
@@ -335,17 +313,17 @@ pub fn encode_scrape(files: &[(InfoHash, ScrapeCounts)]) -> Vec<u8> {
             .raw(b"e");
     }
     out.raw(b"ee");
-    out.0
+    out.finish()
 }
 
 /// BEP 3 failure: `d14:failure reason<len>:<text>e`.
 pub fn encode_failure(error: &ProtocolError) -> Vec<u8> {
-    let mut out = Bencode(Vec::with_capacity(64));
+    let mut out = Writer::with_capacity(64);
     out.raw(b"d")
         .bytes(b"failure reason")
         .bytes(error.to_string().as_bytes())
         .raw(b"e");
-    out.0
+    out.finish()
 }
 
 #[cfg(test)]
