@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
+use crate::api::AddTorrentInfoReply;
 use crate::app::App;
 use crate::error::AdminError;
 use crate::ids::InfoHash;
@@ -123,11 +124,12 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         created_by: text_field(&fields, "created_by")?,
     };
     let created = swarm.register(info_hash, update, now_unix);
-    Ok(json!({
-        "message": "Torrent info added successfully",
-        "info_hash": info_hash.to_hex(),
-        "created": created,
-    }))
+    let reply = AddTorrentInfoReply {
+        message: "Torrent info added successfully".into(),
+        info_hash: info_hash.to_hex(),
+        created,
+    };
+    Ok(json!(reply))
 }
 
 /// 40 hex characters, 32 base32 characters (magnet links), or the legacy client's escaped form.

@@ -170,13 +170,10 @@ impl<'a> Decoder<'a> {
     fn integer(&mut self, end: u8) -> Result<i64, DecodeError> {
         let start = self.at;
         let rest = &self.input[start..];
-        let len = rest
-            .iter()
-            .position(|&b| b == end)
-            .ok_or_else(|| DecodeError {
-                offset: self.input.len(),
-                what: "unexpected end of data",
-            })?;
+        let len = rest.iter().position(|&b| b == end).ok_or(DecodeError {
+            offset: self.input.len(),
+            what: "unexpected end of data",
+        })?;
         let text = &rest[..len];
         let digits = text.strip_prefix(b"-").unwrap_or(text);
         let canonical = !digits.is_empty()

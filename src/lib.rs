@@ -2,6 +2,7 @@
 //! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod bencode;
 pub mod cli;
@@ -9,7 +10,9 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod legacy;
+pub mod metainfo;
 pub mod protocol;
+pub mod register;
 pub mod server;
 pub mod state;
 pub mod swarm;

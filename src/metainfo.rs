@@ -1,0 +1,335 @@
+//! `.torrent` files (BEP 3, BEP 52) and magnet links: the info hashes and the metadata the tracker
+//! records. Pure: bytes in, values out. The v1 hash is the SHA-1 of the `info` dictionary's own bytes.
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use crate::bencode::{self, DecodeError, Value};
+use crate::ids::{hex, InfoHash};
+use crate::protocol::percent_decode;
+
+/// What a torrent file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metainfo {
+    /// SHA-1 of the info dictionary; `None` for a pure v2 torrent.
+    pub v1: Option<InfoHash>,
+    /// SHA-256 of the info dictionary, for torrents with `meta version` 2 (BEP 52).
+    pub v2: Option<[u8; 32]>,
+    pub name: String,
+    /// Total bytes of the files, padding files (BEP 47) left out.
+    pub size: u64,
+    pub piece_length: u64,
+    pub file_count: usize,
+    pub private: bool,
+    pub comment: Option<String>,
+    pub created_by: Option<String>,
+    /// Unix seconds, as the file gives it.
+    pub creation_date: Option<i64>,
+}
+
+impl Metainfo {
+    pub fn v2_hex(&self) -> Option<String> {
+        self.v2.as_ref().map(|h| hex(h))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetainfoError {
+    #[error("not bencoded: {0}")]
+    Bencode(#[from] DecodeError),
+    #[error("not a torrent: the top level is not a dictionary")]
+    NotADictionary,
+    #[error("not a torrent: no info dictionary")]
+    NoInfo,
+    #[error("not a torrent: info has neither pieces (v1) nor meta version 2 (v2)")]
+    NoPieces,
+    #[error("bad torrent: {0}")]
+    Field(&'static str),
+}
+
+/// Parses a `.torrent` file's bytes.
+pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+    let top = bencode::decode(bytes)?;
+    if top.as_dict().is_none() {
+        return Err(MetainfoError::NotADictionary);
+    }
+    let info = top.get("info").ok_or(MetainfoError::NoInfo)?;
+    if info.as_dict().is_none() {
+        return Err(MetainfoError::Field("info is not a dictionary"));
+    }
+    let is_v1 = info.get("pieces").is_some();
+    let is_v2 = info.get("meta version").and_then(Value::as_int) == Some(2);
+    if !is_v1 && !is_v2 {
+        return Err(MetainfoError::NoPieces);
+    }
+    let (size, file_count) = if is_v1 {
+        v1_files(info)?
+    } else {
+        v2_files(info)?
+    };
+    let piece_length = info
+        .get("piece length")
+        .and_then(Value::as_int)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or(MetainfoError::Field(
+            "piece length is missing or not a positive integer",
+        ))?;
+    Ok(Metainfo {
+        v1: is_v1.then(|| InfoHash(Sha1::digest(info.raw).into())),
+        v2: is_v2.then(|| Sha256::digest(info.raw).into()),
+        name: text(info, "name").unwrap_or_default(),
+        size,
+        piece_length,
+        file_count,
+        private: info.get("private").and_then(Value::as_int) == Some(1),
+        comment: text(&top, "comment"),
+        created_by: text(&top, "created by"),
+        creation_date: top.get("creation date").and_then(Value::as_int),
+    })
+}
+
+/// A text field, preferring its `.utf-8` twin; invalid UTF-8 is replaced, never refused.
+fn text(dict: &Value, key: &str) -> Option<String> {
+    let utf8 = dict.get(&format!("{key}.utf-8")).and_then(Value::as_bytes);
+    let plain = dict.get(key).and_then(Value::as_bytes);
+    utf8.and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
+        .or_else(|| plain.map(|b| String::from_utf8_lossy(b).into_owned()))
+}
+
+fn length(value: &Value) -> Result<u64, MetainfoError> {
+    value
+        .get("length")
+        .and_then(Value::as_int)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or(MetainfoError::Field("a file length is missing or negative"))
+}
+
+/// (total size, file count) of a v1 info dictionary: single-file `length` or multi-file `files`.
+fn v1_files(info: &Value) -> Result<(u64, usize), MetainfoError> {
+    if info.get("length").is_some() {
+        return Ok((length(info)?, 1));
+    }
+    let files = info
+        .get("files")
+        .and_then(Value::as_list)
+        .ok_or(MetainfoError::Field("info has neither length nor files"))?;
+    let mut total = 0u64;
+    let mut count = 0;
+    for file in files {
+        let is_padding = file
+            .get("attr")
+            .and_then(Value::as_bytes)
+            .is_some_and(|attr| attr.contains(&b'p'));
+        if !is_padding {
+            total = total.saturating_add(length(file)?);
+            count += 1;
+        }
+    }
+    Ok((total, count))
+}
+
+/// (total size, file count) of a v2 `file tree`: nested dictionaries whose leaves sit under the key "".
+fn v2_files(info: &Value) -> Result<(u64, usize), MetainfoError> {
+    fn walk(node: &Value, depth: usize, acc: &mut (u64, usize)) -> Result<(), MetainfoError> {
+        let entries = node
+            .as_dict()
+            .ok_or(MetainfoError::Field("file tree entry is not a dictionary"))?;
+        for (name, child) in entries {
+            if name.is_empty() {
+                acc.0 = acc.0.saturating_add(length(child)?);
+                acc.1 += 1;
+            } else if depth < 256 {
+                walk(child, depth + 1, acc)?;
+            }
+        }
+        Ok(())
+    }
+    let tree = info
+        .get("file tree")
+        .ok_or(MetainfoError::Field("v2 info has no file tree"))?;
+    let mut acc = (0, 0);
+    walk(tree, 0, &mut acc)?;
+    Ok(acc)
+}
+
+/// What a magnet link names: its v1 info hash and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Magnet {
+    pub info_hash: InfoHash,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MagnetError {
+    #[error("not a magnet link")]
+    NotMagnet,
+    #[error(
+        "magnet link has no urn:btih (v1) hash; a v2-only magnet (urn:btmh) cannot be registered"
+    )]
+    NoBtih,
+    #[error("magnet link's btih is neither 40 hex nor 32 base32 characters")]
+    BadHash,
+}
+
+/// `magnet:?xt=urn:btih:<hex or base32>&dn=<name>`.
+pub fn parse_magnet(link: &str) -> Result<Magnet, MagnetError> {
+    let query = link
+        .strip_prefix("magnet:?")
+        .ok_or(MagnetError::NotMagnet)?;
+    let mut hash = None;
+    let mut name = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "xt" => {
+                let decoded = percent_decode(value.as_bytes());
+                let text = String::from_utf8_lossy(&decoded);
+                if let Some(btih) = text.strip_prefix("urn:btih:") {
+                    let parsed = InfoHash::from_hex(btih)
+                        .or_else(|_| InfoHash::from_base32(btih))
+                        .map_err(|_| MagnetError::BadHash)?;
+                    hash.get_or_insert(parsed);
+                }
+            }
+            "dn" if name.is_none() => {
+                name =
+                    Some(String::from_utf8_lossy(&percent_decode(value.as_bytes())).into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(Magnet {
+        info_hash: hash.ok_or(MagnetError::NoBtih)?,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bencode::Writer;
+
+    fn single_file_info(extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128);
+        w.raw(b"d")
+            .bytes(b"length")
+            .int(12345)
+            .bytes(b"name")
+            .bytes(b"a.bin");
+        w.bytes(b"piece length")
+            .int(16384)
+            .bytes(b"pieces")
+            .bytes(&[7u8; 20]);
+        for (k, v) in extra {
+            w.bytes(k.as_bytes()).bytes(v.as_bytes());
+        }
+        w.raw(b"e");
+        w.finish()
+    }
+
+    fn torrent(info: &[u8], top: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = b"d".to_vec();
+        for (k, v) in top {
+            out.extend_from_slice(format!("{}:{}{}:{}", k.len(), k, v.len(), v).as_bytes());
+        }
+        out.extend_from_slice(b"4:info");
+        out.extend_from_slice(info);
+        out.push(b'e');
+        out
+    }
+
+    #[test]
+    fn single_file_torrent_hashes_its_info_bytes() {
+        let info = single_file_info(&[]);
+        let meta = parse(&torrent(&info, &[("comment", "hi"), ("created by", "me")])).unwrap();
+        assert_eq!(meta.v1, Some(InfoHash(Sha1::digest(&info).into())));
+        assert_eq!(meta.v2, None);
+        assert_eq!(
+            (
+                meta.name.as_str(),
+                meta.size,
+                meta.piece_length,
+                meta.file_count
+            ),
+            ("a.bin", 12345, 16384, 1)
+        );
+        assert_eq!(
+            (meta.comment.as_deref(), meta.created_by.as_deref()),
+            (Some("hi"), Some("me"))
+        );
+        assert_eq!(meta.creation_date, None);
+    }
+
+    #[test]
+    fn an_extra_info_key_changes_the_hash_as_in_the_file() {
+        let plain = parse(&torrent(&single_file_info(&[]), &[])).unwrap();
+        let sourced = parse(&torrent(&single_file_info(&[("source", "LAB")]), &[])).unwrap();
+        assert_ne!(plain.v1, sourced.v1);
+    }
+
+    #[test]
+    fn name_utf8_wins_and_bad_utf8_is_replaced() {
+        let meta = parse(&torrent(&single_file_info(&[("name.utf-8", "Ünï")]), &[])).unwrap();
+        assert_eq!(meta.name, "Ünï");
+        let mut info = single_file_info(&[]);
+        let at = info.windows(5).position(|w| w == b"a.bin").unwrap();
+        info[at] = 0xff;
+        assert_eq!(parse(&torrent(&info, &[])).unwrap().name, "\u{fffd}.bin");
+    }
+
+    #[test]
+    fn multi_file_size_skips_padding() {
+        let info = b"d5:filesld6:lengthi10e4:pathl1:aeed4:attr1:p6:lengthi6e4:pathl4:.padeed6:lengthi5e4:pathl1:beee4:name1:d12:piece lengthi16e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let meta = parse(&torrent(info, &[])).unwrap();
+        assert_eq!((meta.size, meta.file_count), (15, 2));
+    }
+
+    #[test]
+    fn pure_v2_has_only_a_sha256() {
+        let info = b"d9:file treed1:ad0:d6:lengthi7e11:pieces root32:................................eee12:meta versioni2e4:name1:a12:piece lengthi16384ee";
+        let meta = parse(&torrent(info, &[])).unwrap();
+        assert_eq!(meta.v1, None);
+        assert_eq!(meta.v2, Some(Sha256::digest(info).into()));
+        assert_eq!((meta.size, meta.file_count), (7, 1));
+    }
+
+    #[test]
+    fn broken_files_say_what_is_wrong() {
+        assert!(matches!(
+            parse(b"d4:info"),
+            Err(MetainfoError::Bencode(DecodeError { offset: 7, .. }))
+        ));
+        assert_eq!(parse(b"le"), Err(MetainfoError::NotADictionary));
+        assert_eq!(parse(b"de"), Err(MetainfoError::NoInfo));
+        assert_eq!(parse(b"d4:infod4:name1:aee"), Err(MetainfoError::NoPieces));
+        let no_piece_length = b"d4:infod6:lengthi1e6:pieces0:ee";
+        assert!(matches!(
+            parse(no_piece_length),
+            Err(MetainfoError::Field(_))
+        ));
+    }
+
+    #[test]
+    fn magnets_give_hash_and_name() {
+        let hex = "e34b5b897bca1ac46ca7992c358ac87f1e0eaddb";
+        let magnet =
+            parse_magnet(&format!("magnet:?xt=urn:btih:{hex}&dn=Lab+data%20set&tr=x")).unwrap();
+        assert_eq!(magnet.info_hash.to_hex(), hex);
+        assert_eq!(magnet.name.as_deref(), Some("Lab data set"));
+        let b32 = parse_magnet("magnet:?xt=urn:btih:AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT").unwrap();
+        assert_eq!(
+            b32.info_hash.to_hex(),
+            "000102030405060708090a0b0c0d0e0f10111213"
+        );
+        assert_eq!(
+            parse_magnet("magnet:?xt=urn:btmh:1220abcd"),
+            Err(MagnetError::NoBtih)
+        );
+        assert_eq!(
+            parse_magnet("magnet:?xt=urn:btih:xyz"),
+            Err(MagnetError::BadHash)
+        );
+        assert_eq!(parse_magnet("http://x"), Err(MagnetError::NotMagnet));
+    }
+}
