@@ -1,0 +1,329 @@
+//! What `add-torrent-info` does besides parsing: turning its arguments into a list of inputs
+//! (files, directories walked in sorted order, magnet links, paths from stdin) and posting
+//! `/add_torrent_info` with bounded, growing retries. The only user of `ureq`.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::{AddTorrentInfo, AddTorrentInfoReply, ErrorReply};
+
+/// One thing to register, as named on the command line or found in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(PathBuf),
+    Magnet(String),
+    /// An argument that names nothing usable, with the reason.
+    Unusable {
+        what: String,
+        why: String,
+    },
+}
+
+/// Expands the arguments in order. `-` reads one input per line from `stdin`. Directories are
+/// searched recursively for `*.torrent` in sorted order; a directory reached twice (symlink loop) is
+/// walked once.
+pub fn collect_inputs(args: &[String], stdin: &mut dyn BufRead) -> Vec<Input> {
+    let mut out = Vec::new();
+    let mut visited = HashSet::new();
+    for arg in args {
+        if arg == "-" {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match stdin.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let entry = line.trim_end_matches(['\n', '\r']);
+                        if !entry.trim().is_empty() {
+                            add_input(entry, &mut visited, &mut out);
+                        }
+                    }
+                    Err(e) => {
+                        out.push(Input::Unusable {
+                            what: "-".into(),
+                            why: format!("reading stdin: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+        } else {
+            add_input(arg, &mut visited, &mut out);
+        }
+    }
+    out
+}
+
+fn add_input(arg: &str, visited: &mut HashSet<PathBuf>, out: &mut Vec<Input>) {
+    if arg.starts_with("magnet:") {
+        out.push(Input::Magnet(arg.to_owned()));
+        return;
+    }
+    let path = PathBuf::from(arg);
+    match fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => walk(&path, visited, out),
+        Ok(_) => out.push(Input::File(path)),
+        Err(e) => out.push(Input::Unusable {
+            what: arg.to_owned(),
+            why: e.to_string(),
+        }),
+    }
+}
+
+fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<Input>) {
+    match fs::canonicalize(dir) {
+        Ok(real) => {
+            if !visited.insert(real) {
+                return;
+            }
+        }
+        Err(e) => {
+            out.push(Input::Unusable {
+                what: dir.display().to_string(),
+                why: e.to_string(),
+            });
+            return;
+        }
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.push(Input::Unusable {
+                what: dir.display().to_string(),
+                why: e.to_string(),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        // fs::metadata follows symlinks: a link to a directory is walked (once), to a file read.
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, visited, out),
+            Ok(_) if is_torrent_name(&path) => out.push(Input::File(path)),
+            Ok(_) => {}
+            Err(e) if is_torrent_name(&path) => out.push(Input::Unusable {
+                what: path.display().to_string(),
+                why: e.to_string(),
+            }),
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_torrent_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("torrent"))
+}
+
+/// Why a registration did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// A 4xx: final, with the tracker's own error text.
+    #[error("tracker refused it ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// Connection errors, timeouts or 5xx, still failing after every retry.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Posts to one tracker through one connection pool.
+pub struct Registrar {
+    agent: ureq::Agent,
+    url: String,
+    token: Option<String>,
+    pub retries: u32,
+    pub retry_delay: Duration,
+}
+
+/// Longest wait between two attempts, however many retries were asked for.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+impl Registrar {
+    pub fn new(
+        tracker: &str,
+        token: Option<String>,
+        timeout: Duration,
+        retries: u32,
+        retry_delay: Duration,
+    ) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build();
+        Registrar {
+            agent: config.into(),
+            url: format!("{}/add_torrent_info", tracker.trim_end_matches('/')),
+            token,
+            retries,
+            retry_delay,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Posts `payload`, retrying after connection errors, timeouts and 5xx with a delay that
+    /// doubles from `retry_delay`. `on_retry(attempt, why, wait)` is told before each wait.
+    pub fn register(
+        &self,
+        payload: &AddTorrentInfo,
+        on_retry: &mut dyn FnMut(u32, &str, Duration),
+    ) -> Result<AddTorrentInfoReply, RegisterError> {
+        let mut delay = self.retry_delay;
+        let mut attempt = 1;
+        loop {
+            match self.post_once(payload) {
+                Err(Attempt::Retryable(why)) if attempt <= self.retries => {
+                    on_retry(attempt, &why, delay);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                    attempt += 1;
+                }
+                Err(Attempt::Retryable(why)) => {
+                    return Err(RegisterError::Unavailable(format!(
+                        "{why} (after {attempt} attempts)"
+                    )))
+                }
+                Err(Attempt::Final(e)) => return Err(e),
+                Ok(reply) => return Ok(reply),
+            }
+        }
+    }
+
+    fn post_once(&self, payload: &AddTorrentInfo) -> Result<AddTorrentInfoReply, Attempt> {
+        let mut request = self.agent.post(&self.url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = match request.send_json(payload) {
+            Ok(response) => response,
+            Err(ureq::Error::BadUri(uri)) => {
+                return Err(Attempt::Final(RegisterError::Other(format!(
+                    "bad tracker URL: {uri}"
+                ))))
+            }
+            Err(e) => return Err(Attempt::Retryable(transport_message(&e))),
+        };
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        match status {
+            200..=299 => serde_json::from_str(&body).map_err(|e| {
+                Attempt::Final(RegisterError::Other(format!(
+                    "tracker answered {status} with an unexpected body: {e}"
+                )))
+            }),
+            400..=499 => Err(Attempt::Final(RegisterError::Rejected {
+                status,
+                message: error_text(&body),
+            })),
+            _ => Err(Attempt::Retryable(format!(
+                "tracker answered {status}: {}",
+                error_text(&body)
+            ))),
+        }
+    }
+}
+
+enum Attempt {
+    Retryable(String),
+    Final(RegisterError),
+}
+
+fn transport_message(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Timeout(_) => "timed out".into(),
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            "connection refused".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The `error` of a JSON error body, or the body itself.
+fn error_text(body: &str) -> String {
+    serde_json::from_str::<ErrorReply>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| body.trim().chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"x").unwrap();
+    }
+
+    #[test]
+    fn directories_are_walked_in_sorted_order_for_torrents_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "b.torrent",
+            "a.TORRENT",
+            "sub/c.torrent",
+            "notes.txt",
+            "sub/deeper/d.torrent",
+        ] {
+            touch(&dir.path().join(name));
+        }
+        let inputs = collect_inputs(&[dir.path().display().to_string()], &mut io::empty());
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a.TORRENT",
+                "b.torrent",
+                "sub/c.torrent",
+                "sub/deeper/d.torrent"
+            ]
+        );
+    }
+
+    #[test]
+    fn symlink_loops_are_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("sub/x.torrent"));
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
+        let inputs = collect_inputs(&[dir.path().display().to_string()], &mut io::empty());
+        assert_eq!(inputs, vec![Input::File(dir.path().join("sub/x.torrent"))]);
+    }
+
+    #[test]
+    fn stdin_magnets_and_missing_paths_are_kept_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.torrent");
+        touch(&file);
+        let mut stdin = io::Cursor::new(format!("{}\n\nmagnet:?xt=urn:btih:ab\n", file.display()));
+        let args = vec!["/no/such/thing".to_owned(), "-".to_owned()];
+        let inputs = collect_inputs(&args, &mut stdin);
+        assert!(matches!(&inputs[0], Input::Unusable { what, .. } if what == "/no/such/thing"));
+        assert_eq!(inputs[1], Input::File(file));
+        assert_eq!(inputs[2], Input::Magnet("magnet:?xt=urn:btih:ab".into()));
+        assert_eq!(inputs.len(), 3);
+    }
+
+    #[test]
+    fn error_text_prefers_the_json_error() {
+        assert_eq!(
+            error_text(r#"{"error":"missing info_hash"}"#),
+            "missing info_hash"
+        );
+        assert_eq!(error_text("  plain  "), "plain");
+    }
+}
