@@ -26,24 +26,29 @@ impl Tracker {
     /// Like [`Tracker::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracker {
         let tempdir = tempfile::tempdir().expect("temp dir");
-        let mut tracker = Tracker::launch(tempdir.path(), args, env);
+        let mut tracker = Tracker::launch(tempdir.path(), "127.0.0.1:0", args, env);
         tracker._tempdir = Some(tempdir);
         tracker
     }
 
     /// A tracker whose state file is `dir/tracker_state.json` (for restarts; the caller owns `dir`).
     pub fn start_in(dir: &Path, args: &[&str]) -> Tracker {
-        Tracker::launch(dir, args, &[])
+        Tracker::launch(dir, "127.0.0.1:0", args, &[])
     }
 
-    fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Tracker {
+    /// A tracker on a given address (for a client that was pointed at it before it started).
+    pub fn start_at(dir: &Path, bind: &str) -> Tracker {
+        Tracker::launch(dir, bind, &[], &[])
+    }
+
+    fn launch(dir: &Path, bind: &str, args: &[&str], env: &[(&str, &str)]) -> Tracker {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
             .expect("stderr log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tinytracker"))
-            .args(["--bind", "127.0.0.1:0", "--state-file"])
+            .args(["--bind", bind, "--state-file"])
             .arg(dir.join("tracker_state.json"))
             .args(args)
             .envs(env.iter().copied())
