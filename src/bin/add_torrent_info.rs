@@ -63,7 +63,7 @@ struct Cli {
     #[arg(long)]
     dry_run: bool,
 
-    /// Print one JSON object per torrent (path, info_hash, v2_hash, name, size, outcome, error).
+    /// Print one JSON object per input (path, info_hash, v2_hash, name, size, files, private, outcome, error).
     #[arg(long)]
     json: bool,
 }
@@ -340,6 +340,8 @@ fn report_json(report: &Report) -> String {
         "v2_hash": meta.and_then(Metainfo::v2_hex),
         "name": meta.map(|m| m.name.clone()),
         "size": meta.map(|m| m.size),
+        "files": meta.map(|m| m.file_count),
+        "private": meta.map(|m| m.private),
         "outcome": report.outcome.word(),
         "error": matches!(report.outcome, Outcome::Failed | Outcome::Skipped).then_some(&report.detail),
     })

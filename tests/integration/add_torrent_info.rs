@@ -137,6 +137,9 @@ fn info_hashes_match_libtorrent_for_every_fixture() {
     );
     assert_eq!(ours["name-utf8.torrent"]["name"], "Café utf-8");
     assert_eq!(ours["multi-file.torrent"]["size"], 70000);
+    assert_eq!(ours["multi-file.torrent"]["files"], 2);
+    assert_eq!(ours["extra-info-key.torrent"]["private"], true);
+    assert_eq!(ours["single-file.torrent"]["private"], false);
 }
 
 #[test]
