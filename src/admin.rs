@@ -12,6 +12,7 @@ use crate::ids::InfoHash;
 use crate::legacy;
 use crate::protocol::ScrapeCounts;
 use crate::swarm::{InfoUpdate, Swarm, TorrentInfo};
+use crate::users::{User, UserError, Users};
 
 /// Largest `/add_torrent_info` body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -184,6 +185,117 @@ fn count_field(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, A
     }
 }
 
+/// A user as the admin API shows it; `announce_base` is where clients reach the tracker.
+fn user_json(user: &User, announce_base: &str) -> Value {
+    json!({
+        "name": user.name,
+        "passkey": user.passkey.as_str(),
+        "announce_url": format!("{announce_base}/{}/announce", user.passkey),
+        "created": user.created_unix,
+        "last_seen": user.last_seen_unix,
+        "uploaded": user.uploaded,
+        "downloaded": user.downloaded,
+        "completed": user.completed,
+        "disabled": user.disabled,
+    })
+}
+
+fn user_error(e: UserError) -> AdminError {
+    match e {
+        UserError::NotFound(_) => AdminError::NotFound(e.to_string()),
+        UserError::Taken(_) => AdminError::Conflict(e.to_string()),
+        UserError::BadName(_) => AdminError::BadRequest(e.to_string()),
+    }
+}
+
+/// `POST /users` with `{"name": …}`: a new user with a fresh passkey.
+pub fn create_user(
+    users: &Users,
+    body: &[u8],
+    announce_base: &str,
+    now_unix: u64,
+) -> Result<Value, AdminError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AdminError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let name = match value.get("name") {
+        Some(Value::String(name)) => name,
+        Some(_) => return Err(AdminError::BadRequest("name must be a string".into())),
+        None => return Err(AdminError::BadRequest("missing name".into())),
+    };
+    let user = users.create(name, now_unix).map_err(user_error)?;
+    Ok(user_json(&user, announce_base))
+}
+
+/// `GET /users`: every user with their totals, by name.
+pub fn list_users(users: &Users, announce_base: &str) -> Value {
+    let list: Vec<Value> = users
+        .list()
+        .iter()
+        .map(|u| user_json(u, announce_base))
+        .collect();
+    json!({ "users": list })
+}
+
+/// `POST /users/NAME/rotate`.
+pub fn rotate_user(users: &Users, name: &str, announce_base: &str) -> Result<Value, AdminError> {
+    users
+        .rotate(name)
+        .map(|u| user_json(&u, announce_base))
+        .map_err(user_error)
+}
+
+/// `POST /users/NAME/disable` and `/enable`.
+pub fn set_user_disabled(
+    users: &Users,
+    name: &str,
+    disabled: bool,
+    announce_base: &str,
+) -> Result<Value, AdminError> {
+    users
+        .set_disabled(name, disabled)
+        .map(|u| user_json(&u, announce_base))
+        .map_err(user_error)
+}
+
+/// `DELETE /users/NAME`.
+pub fn delete_user(users: &Users, name: &str) -> Result<Value, AdminError> {
+    let user = users.delete(name).map_err(user_error)?;
+    Ok(json!({ "message": "User removed", "name": user.name }))
+}
+
+/// `GET /torrents`: every torrent with its counts and whether it was registered.
+pub fn list_torrents(swarm: &Swarm, now_unix: u64) -> Value {
+    let list: Vec<Value> = swarm
+        .stats(now_unix)
+        .into_iter()
+        .map(|t| {
+            json!({
+                "info_hash": t.info_hash.to_hex(),
+                "name": t.info.name,
+                "size": t.info.size,
+                "registered": t.registered,
+                "complete": t.complete,
+                "incomplete": t.incomplete,
+                "completed": t.completed,
+            })
+        })
+        .collect();
+    json!({ "torrents": list })
+}
+
+/// `DELETE /torrents/HASH` (40 hex or 32 base32): the torrent and its peers go.
+pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, AdminError> {
+    let hash = InfoHash::from_hex(text)
+        .or_else(|_| InfoHash::from_base32(text))
+        .map_err(|_| {
+            AdminError::BadRequest(format!("{text:?} is not a 40-hex or 32-base32 info hash"))
+        })?;
+    let peers = swarm
+        .unregister(&hash)
+        .ok_or_else(|| AdminError::NotFound(format!("no torrent {hash}")))?;
+    Ok(json!({ "message": "Torrent removed", "info_hash": hash.to_hex(), "peers": peers }))
+}
+
 /// `GET|POST /save_state`.
 pub fn save_state(app: &App) -> Result<Value, AdminError> {
     let report = app.save().map_err(AdminError::Internal)?;
@@ -210,6 +322,7 @@ mod tests {
             peer_timeout_secs: 3600,
             default_numwant: 50,
             max_numwant: 200,
+            registered_only: false,
         })
     }
 
@@ -321,6 +434,54 @@ mod tests {
             assert_eq!(err.status(), 400, "{body}");
             assert!(err.to_string().contains(expect), "{body}: {err}");
         }
+        assert_eq!(s.totals(), (0, 0));
+    }
+
+    #[test]
+    fn users_are_created_listed_rotated_and_removed() {
+        let users = Users::default();
+        let base = "https://t.example.org";
+        let alice = create_user(&users, br#"{"name": "alice"}"#, base, NOW).unwrap();
+        let key = alice["passkey"].as_str().unwrap().to_owned();
+        assert_eq!(alice["announce_url"], format!("{base}/{key}/announce"));
+        let taken = create_user(&users, br#"{"name": "alice"}"#, base, NOW).unwrap_err();
+        assert_eq!(taken.status(), 409);
+        assert_eq!(
+            create_user(&users, br#"{"name": 1}"#, base, NOW)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            create_user(&users, b"{}", base, NOW).unwrap_err().status(),
+            400
+        );
+        let rotated = rotate_user(&users, "alice", base).unwrap();
+        assert_ne!(rotated["passkey"], key.as_str());
+        assert_eq!(
+            set_user_disabled(&users, "alice", true, base).unwrap()["disabled"],
+            true
+        );
+        assert_eq!(list_users(&users, base)["users"][0]["name"], "alice");
+        assert_eq!(delete_user(&users, "alice").unwrap()["name"], "alice");
+        assert_eq!(delete_user(&users, "alice").unwrap_err().status(), 404);
+        assert_eq!(
+            rotate_user(&users, "nobody", base).unwrap_err().status(),
+            404
+        );
+    }
+
+    #[test]
+    fn torrents_are_listed_and_removed() {
+        let s = swarm();
+        let hex = "02".repeat(20);
+        post(&s, &format!(r#"{{"info_hash": "{hex}", "name": "n"}}"#)).unwrap();
+        let list = list_torrents(&s, NOW);
+        assert_eq!(list["torrents"][0]["info_hash"], hex);
+        assert_eq!(list["torrents"][0]["registered"], true);
+        assert_eq!(remove_torrent(&s, &hex).unwrap()["peers"], 0);
+        assert_eq!(remove_torrent(&s, &hex).unwrap_err().status(), 404);
+        assert_eq!(remove_torrent(&s, "zz").unwrap_err().status(), 400);
         assert_eq!(s.totals(), (0, 0));
     }
 

@@ -11,6 +11,7 @@ use log::{error, info, warn};
 use crate::config::Config;
 use crate::state;
 use crate::swarm::Swarm;
+use crate::users::Users;
 
 /// How often expired peers are swept out when no save is due sooner.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -18,6 +19,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 pub struct App {
     pub config: Config,
     pub swarm: Swarm,
+    pub users: Users,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save so two saves never share the temp file.
@@ -37,10 +39,11 @@ pub struct SaveReport {
 }
 
 impl App {
-    pub fn new(config: Config, swarm: Swarm, loaded_legacy_file: bool) -> App {
+    pub fn new(config: Config, swarm: Swarm, users: Users, loaded_legacy_file: bool) -> App {
         App {
             config,
             swarm,
+            users,
             legacy_file_pending: Mutex::new(loaded_legacy_file),
             save_lock: Mutex::new(()),
             shutdown: Mutex::new(false),
@@ -63,7 +66,8 @@ impl App {
         let now = self.now();
         let snapshot = self.swarm.snapshot(now);
         let peers = snapshot.iter().map(|t| t.peers.len()).sum();
-        let file = state::to_file(&snapshot, now);
+        let (users, revoked) = self.users.snapshot();
+        let file = state::to_file(&snapshot, &users, &revoked, now);
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;
         let bytes = state::save(path, &file).map_err(|e| {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -10,9 +10,107 @@ use clap::Parser;
     version,
     about = "A small private BitTorrent tracker with single-file JSON state",
     long_about = "A small BitTorrent tracker (BEP 3/7/23/48) that keeps its state in one JSON file.\n\
-                  Every flag can also be set with the environment variable shown."
+                  Without a subcommand it serves; `user` and `torrent` manage a running tracker.\n\
+                  Every flag can also be set with the environment variable shown.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Operator commands: they talk to a running tracker's admin API.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, rotate, disable, enable or remove users (private trackers).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List, register or remove torrents.
+    Torrent {
+        #[command(subcommand)]
+        action: TorrentAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; prints the passkey and the announce URL to hand out.
+    Add {
+        name: String,
+    },
+    /// Every user with their totals.
+    List,
+    /// Give a user a new passkey; the old one stops working at once.
+    Rotate {
+        name: String,
+    },
+    /// Refuse a user's announces until enabled again.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Delete a user; their passkey stops working.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TorrentAction {
+    /// Every torrent with its counts.
+    List,
+    /// Register a torrent by info hash (40 hex or 32 base32); see also add-torrent-info.
+    Add {
+        info_hash: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a torrent and its peers.
+    Remove { info_hash: String },
+}
+
+/// How operator commands reach the tracker.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The tracker's base URL.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TINYTRACKER_URL",
+        default_value = "http://localhost:6969"
+    )]
+    pub tracker: String,
+
+    /// Admin token, needed when the tracker is not on this machine.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "TINYTRACKER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The server's flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
     /// Address to listen on; repeat for several (e.g. 0.0.0.0:6969 and [::]:6969). Port 0 picks a free port.
     #[arg(
         long = "bind",
@@ -107,6 +205,23 @@ pub struct Cli {
         default_value = "info"
     )]
     pub log_level: String,
+
+    /// Refuse announces and scrapes for torrents that were not registered (add-torrent-info, the admin API).
+    #[arg(long, env = "TINYTRACKER_REGISTERED_ONLY")]
+    pub registered_only: bool,
+
+    /// Require a valid user passkey on every announce and scrape (/PASSKEY/announce or ?passkey=).
+    #[arg(long, env = "TINYTRACKER_REQUIRE_PASSKEY")]
+    pub require_passkey: bool,
+
+    /// Private tracker: --registered-only and --require-passkey together.
+    #[arg(long, env = "TINYTRACKER_PRIVATE")]
+    pub private: bool,
+
+    /// Base URL clients reach the tracker at, for the announce URLs handed to new users
+    /// [default: http:// and the Host the admin request was sent to].
+    #[arg(long, value_name = "URL", env = "TINYTRACKER_PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     /// Also append the log to this file (stderr always gets it).
     #[arg(long, value_name = "PATH", env = "TINYTRACKER_LOG_FILE")]

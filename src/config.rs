@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
 
-use crate::cli::Cli;
+use crate::cli::ServeArgs;
 use crate::swarm::SwarmConfig;
 
 #[derive(Debug, Clone)]
@@ -22,10 +22,13 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
+    pub require_passkey: bool,
+    /// Where clients reach the tracker, without a trailing slash; `None`: taken from the request.
+    pub public_url: Option<String>,
 }
 
 impl Config {
-    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+    pub fn from_cli(cli: ServeArgs) -> anyhow::Result<Config> {
         let mut binds = Vec::new();
         for text in &cli.bind {
             let addr = text
@@ -68,6 +71,13 @@ impl Config {
                 cli.log_level
             )
         })?;
+        let public_url = match cli.public_url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => bail!("--public-url must start with http:// or https://, got {url:?}"),
+            None => None,
+        };
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = cli.workers.unwrap_or(2 * cpus).max(1);
         Ok(Config {
@@ -80,12 +90,15 @@ impl Config {
                 peer_timeout_secs,
                 default_numwant: cli.default_numwant.min(cli.max_numwant),
                 max_numwant: cli.max_numwant,
+                registered_only: cli.registered_only || cli.private,
             },
             workers,
             admin_token: cli.admin_token.filter(|t| !t.is_empty()),
             trusted_proxies,
             log_level,
             log_file: cli.log_file,
+            require_passkey: cli.require_passkey || cli.private,
+            public_url,
         })
     }
 }
@@ -104,7 +117,7 @@ mod tests {
     fn config(args: &[&str]) -> anyhow::Result<Config> {
         let mut argv = vec!["tinytracker"];
         argv.extend_from_slice(args);
-        Config::from_cli(Cli::try_parse_from(argv)?)
+        Config::from_cli(crate::cli::Cli::try_parse_from(argv)?.serve)
     }
 
     #[test]
@@ -138,6 +151,22 @@ mod tests {
             "the jittered interval reaches 1890"
         );
         assert!(config(&["--peer-timeout", "1891"]).is_ok());
+    }
+
+    #[test]
+    fn private_means_both_switches() {
+        let open = config(&[]).unwrap();
+        assert!(!open.swarm.registered_only && !open.require_passkey);
+        let private = config(&["--private", "--public-url", "https://t.example.org/"]).unwrap();
+        assert!(private.swarm.registered_only && private.require_passkey);
+        assert_eq!(private.public_url.as_deref(), Some("https://t.example.org"));
+        assert!(
+            config(&["--registered-only"])
+                .unwrap()
+                .swarm
+                .registered_only
+        );
+        assert!(config(&["--public-url", "t.example.org"]).is_err());
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub enum ProtocolError {
     InvalidPort,
     #[error("too many info_hash values (at most {max})")]
     TooManyInfoHashes { max: usize },
+    #[error("unregistered torrent")]
+    UnregisteredTorrent,
+    #[error("invalid passkey")]
+    InvalidPasskey,
+    #[error("passkey revoked")]
+    PasskeyRevoked,
 }
 
 /// Why an admin request was refused. Sent as JSON `{"error": ...}` with [`AdminError::status`].
@@ -25,8 +31,10 @@ pub enum AdminError {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     Forbidden(String),
-    #[error("not found: {0}")]
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("method {method} not allowed; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
@@ -40,6 +48,7 @@ impl AdminError {
             AdminError::BodyTooLarge { .. } => 413,
             AdminError::Forbidden(_) => 403,
             AdminError::NotFound(_) => 404,
+            AdminError::Conflict(_) => 409,
             AdminError::MethodNotAllowed { .. } => 405,
             AdminError::Internal(_) => 500,
         }

@@ -2,6 +2,7 @@
 //! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
 
 pub mod admin;
+pub mod admin_client;
 pub mod api;
 pub mod app;
 pub mod bencode;
@@ -11,8 +12,11 @@ pub mod error;
 pub mod ids;
 pub mod legacy;
 pub mod metainfo;
+pub mod operator;
 pub mod protocol;
 pub mod register;
+pub mod routes;
 pub mod server;
 pub mod state;
 pub mod swarm;
+pub mod users;

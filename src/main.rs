@@ -16,15 +16,21 @@ use simplelog::{
 use tinytracker::app::App;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
+use tinytracker::operator;
 use tinytracker::server;
 use tinytracker::state;
 use tinytracker::swarm::Swarm;
+use tinytracker::users::Users;
 
 /// How long shutdown waits for workers to finish their requests before saving regardless.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    let config = match Config::from_cli(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return operator::run(command);
+    }
+    let config = match Config::from_cli(cli.serve) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tinytracker: {e:#}");
@@ -47,13 +53,21 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> anyhow::Result<ExitCode> {
     let swarm = Swarm::new(config.swarm.clone());
-    let loaded_legacy = load_state(&config, &swarm)?;
+    let users = Users::default();
+    let loaded_legacy = load_state(&config, &swarm, &users)?;
 
     let mut servers = Vec::new();
     for addr in &config.binds {
         servers.push(Arc::new(server::bind(*addr)?));
     }
-    let app = Arc::new(App::new(config, swarm, loaded_legacy));
+    let mode = match (config.swarm.registered_only, config.require_passkey) {
+        (true, true) => "private (registered torrents only, passkeys required)",
+        (true, false) => "registered torrents only",
+        (false, true) => "passkeys required",
+        (false, false) => "open",
+    };
+    info!("mode: {mode}");
+    let app = Arc::new(App::new(config, swarm, users, loaded_legacy));
     let mut stdout = std::io::stdout().lock();
     for server in &servers {
         let addr = server
@@ -122,7 +136,7 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads the state file into `swarm`. Returns whether it was the Python original's format.
-fn load_state(config: &Config, swarm: &Swarm) -> anyhow::Result<bool> {
+fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<bool> {
     let started = Instant::now();
     let path = &config.state_file;
     let Some(loaded) = state::load(path)
@@ -138,12 +152,14 @@ fn load_state(config: &Config, swarm: &Swarm) -> anyhow::Result<bool> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let torrents = loaded.torrents.len();
+    let user_count = loaded.users.len();
+    users.restore(loaded.users, loaded.revoked);
     for torrent in loaded.torrents {
         swarm.restore(torrent, now);
     }
     let (_, live_peers) = swarm.totals();
     info!(
-        "loaded {torrents} torrents, {live_peers} live peers ({} in the file) from {}{} in {} ms",
+        "loaded {torrents} torrents, {live_peers} live peers ({} in the file), {user_count} users from {}{} in {} ms",
         loaded.peers,
         path.display(),
         if loaded.legacy {

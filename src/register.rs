@@ -1,14 +1,15 @@
 //! What `add-torrent-info` does besides parsing: turning its arguments into a list of inputs
 //! (files, directories walked in sorted order, magnet links, paths from stdin) and posting
-//! `/add_torrent_info` with bounded, growing retries. The only user of `ureq`.
+//! `/add_torrent_info` with bounded, growing retries.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, BufRead};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::{AddTorrentInfo, AddTorrentInfoReply, ErrorReply};
+use crate::admin_client::{AdminClient, CallError};
+use crate::api::{AddTorrentInfo, AddTorrentInfoReply};
 
 /// One thing to register, as named on the command line or found in a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +134,9 @@ pub enum RegisterError {
     Other(String),
 }
 
-/// Posts to one tracker through one connection pool.
+/// Posts `/add_torrent_info` to one tracker through one connection pool, with retries.
 pub struct Registrar {
-    agent: ureq::Agent,
-    url: String,
-    token: Option<String>,
+    client: AdminClient,
     pub retries: u32,
     pub retry_delay: Duration,
 }
@@ -153,21 +152,15 @@ impl Registrar {
         retries: u32,
         retry_delay: Duration,
     ) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
         Registrar {
-            agent: config.into(),
-            url: format!("{}/add_torrent_info", tracker.trim_end_matches('/')),
-            token,
+            client: AdminClient::new(tracker, token, timeout),
             retries,
             retry_delay,
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
+    pub fn url(&self) -> String {
+        self.client.url("/add_torrent_info")
     }
 
     /// Posts `payload`, retrying after connection errors, timeouts and 5xx with a delay that
@@ -180,84 +173,36 @@ impl Registrar {
         let mut delay = self.retry_delay;
         let mut attempt = 1;
         loop {
-            match self.post_once(payload) {
-                Err(Attempt::Retryable(why)) if attempt <= self.retries => {
-                    on_retry(attempt, &why, delay);
+            match self.client.call("POST", "/add_torrent_info", Some(payload)) {
+                Ok(value) => {
+                    return serde_json::from_value(value).map_err(|e| {
+                        RegisterError::Other(format!("unexpected answer from the tracker: {e}"))
+                    })
+                }
+                Err(e) if e.is_transient() && attempt <= self.retries => {
+                    on_retry(attempt, &e.to_string(), delay);
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                     attempt += 1;
                 }
-                Err(Attempt::Retryable(why)) => {
+                Err(e) if e.is_transient() => {
                     return Err(RegisterError::Unavailable(format!(
-                        "{why} (after {attempt} attempts)"
+                        "{e} (after {attempt} attempts)"
                     )))
                 }
-                Err(Attempt::Final(e)) => return Err(e),
-                Ok(reply) => return Ok(reply),
+                Err(CallError::Status { status, message }) => {
+                    return Err(RegisterError::Rejected { status, message })
+                }
+                Err(e) => return Err(RegisterError::Other(e.to_string())),
             }
         }
     }
-
-    fn post_once(&self, payload: &AddTorrentInfo) -> Result<AddTorrentInfoReply, Attempt> {
-        let mut request = self.agent.post(&self.url);
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let mut response = match request.send_json(payload) {
-            Ok(response) => response,
-            Err(ureq::Error::BadUri(uri)) => {
-                return Err(Attempt::Final(RegisterError::Other(format!(
-                    "bad tracker URL: {uri}"
-                ))))
-            }
-            Err(e) => return Err(Attempt::Retryable(transport_message(&e))),
-        };
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        match status {
-            200..=299 => serde_json::from_str(&body).map_err(|e| {
-                Attempt::Final(RegisterError::Other(format!(
-                    "tracker answered {status} with an unexpected body: {e}"
-                )))
-            }),
-            400..=499 => Err(Attempt::Final(RegisterError::Rejected {
-                status,
-                message: error_text(&body),
-            })),
-            _ => Err(Attempt::Retryable(format!(
-                "tracker answered {status}: {}",
-                error_text(&body)
-            ))),
-        }
-    }
-}
-
-enum Attempt {
-    Retryable(String),
-    Final(RegisterError),
-}
-
-fn transport_message(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::ConnectionFailed => "connection failed".into(),
-        ureq::Error::Timeout(_) => "timed out".into(),
-        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            "connection refused".into()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// The `error` of a JSON error body, or the body itself.
-fn error_text(body: &str) -> String {
-    serde_json::from_str::<ErrorReply>(body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| body.trim().chars().take(200).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     fn touch(path: &Path) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -316,14 +261,5 @@ mod tests {
         assert_eq!(inputs[1], Input::File(file));
         assert_eq!(inputs[2], Input::Magnet("magnet:?xt=urn:btih:ab".into()));
         assert_eq!(inputs.len(), 3);
-    }
-
-    #[test]
-    fn error_text_prefers_the_json_error() {
-        assert_eq!(
-            error_text(r#"{"error":"missing info_hash"}"#),
-            "missing info_hash"
-        );
-        assert_eq!(error_text("  plain  "), "plain");
     }
 }

@@ -15,9 +15,11 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::admin::{self, BODY_LIMIT};
 use crate::app::App;
-use crate::error::AdminError;
+use crate::error::{AdminError, ProtocolError};
 use crate::protocol;
+use crate::routes::{self, Route};
 use crate::swarm::canonical_ip;
+use crate::users::UserId;
 
 /// Opens a listening socket (IPv6 sockets are v6-only, so `0.0.0.0` and `[::]` can share a port).
 pub fn bind(addr: SocketAddr) -> anyhow::Result<Server> {
@@ -115,6 +117,8 @@ struct Incoming<'r> {
     client: Client,
     token: Option<String>,
     wants_json: bool,
+    /// The Host header, for announce URLs when no --public-url is set.
+    host: Option<String>,
 }
 
 /// Who sent a request.
@@ -125,18 +129,6 @@ struct Client {
     /// False when a trusted proxy sent no usable X-Forwarded-For: the real client is unknown,
     /// so it must not pass for the (loopback) proxy itself.
     known: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Announce,
-    Scrape,
-    Stats,
-    AddTorrentInfo,
-    SaveState,
-    Shutdown,
-    /// HEAD on a readable path: answered like GET, with no body and no side effects.
-    Head(&'static str),
 }
 
 fn handle(app: &App, mut request: Request) {
@@ -153,14 +145,17 @@ fn handle(app: &App, mut request: Request) {
         client,
         token: token(&request, query),
         wants_json: header(&request, "Accept").is_some_and(|v| v.contains("application/json")),
+        host: header(&request, "Host").map(str::to_owned),
     };
-    let reply = match resolve(app, &incoming) {
+    let reply = match checked_route(app, &incoming) {
         Err(e) => Reply::admin(Err(e)),
+        Ok(route) if incoming.method == Method::Head => head_reply(&route, &incoming),
         Ok(route) => {
-            // Only an admin caller's POST to /add_torrent_info has a body worth reading.
-            let body = match route {
-                Route::AddTorrentInfo => read_body(&mut request),
-                _ => Ok(Vec::new()),
+            // Only an allowed caller's JSON body is worth reading.
+            let body = if route.takes_body() {
+                read_body(&mut request)
+            } else {
+                Ok(Vec::new())
             };
             catch_unwind(AssertUnwindSafe(|| reply_to(app, route, &incoming, body))).unwrap_or_else(
                 |_| {
@@ -174,7 +169,7 @@ fn handle(app: &App, mut request: Request) {
         "{} {} {} -> {} ({} bytes)",
         client.ip,
         incoming.method,
-        incoming.path,
+        redact(incoming.path),
         reply.status,
         reply.body.len()
     );
@@ -192,34 +187,18 @@ fn handle(app: &App, mut request: Request) {
     }
 }
 
-/// Picks the route: 404 for an unknown path, 405 for a wrong method, 403 for a refused admin caller.
-fn resolve(app: &App, req: &Incoming) -> Result<Route, AdminError> {
-    use Method::{Get, Head, Post};
-    let method = &req.method;
-    let is_read = matches!(method, Get | Head);
-    let (route, allow, allowed) = match req.path {
-        "/announce" | "/" => (Route::Announce, "GET, HEAD", is_read),
-        "/scrape" => (Route::Scrape, "GET, HEAD", is_read),
-        "/stats" => (Route::Stats, "GET, HEAD", is_read),
-        "/add_torrent_info" => (Route::AddTorrentInfo, "POST", *method == Post),
-        "/shutdown" => (Route::Shutdown, "POST", *method == Post),
-        "/save_state" => (
-            Route::SaveState,
-            "GET, HEAD, POST",
-            is_read || *method == Post,
-        ),
-        other => return Err(AdminError::NotFound(other.to_owned())),
-    };
-    if !allowed {
-        return Err(AdminError::MethodNotAllowed {
-            method: method.to_string(),
-            allow,
-        });
+/// A path with any passkey in it hidden, for logs.
+fn redact(path: &str) -> String {
+    match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+        Some((_, rest @ ("announce" | "scrape"))) => format!("/…/{rest}"),
+        _ => path.to_owned(),
     }
-    if matches!(
-        route,
-        Route::AddTorrentInfo | Route::SaveState | Route::Shutdown
-    ) {
+}
+
+/// The route, once the method fits and an admin caller is allowed (404, 405 and 403 otherwise).
+fn checked_route(app: &App, req: &Incoming) -> Result<Route, AdminError> {
+    let route = routes::resolve(req.method.as_str(), req.path)?;
+    if route.is_admin() {
         let client = req.client.known.then_some(req.client.ip);
         admin::check_access(
             client,
@@ -227,49 +206,103 @@ fn resolve(app: &App, req: &Incoming) -> Result<Route, AdminError> {
             app.config.admin_token.as_deref(),
         )?;
     }
-    if *method == Head {
-        let content_type = match route {
-            Route::Announce => "text/plain",
-            Route::Scrape if !wants_scrape_json(req) => "text/plain",
-            _ => "application/json",
-        };
-        return Ok(Route::Head(content_type));
-    }
     Ok(route)
+}
+
+/// HEAD answers like GET would, with no body and no side effects.
+fn head_reply(route: &Route, req: &Incoming) -> Reply {
+    let content_type = match route {
+        Route::Announce { .. } => "text/plain",
+        Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
+        _ => "application/json",
+    };
+    let mut reply = Reply::bencode(Vec::new());
+    reply.content_type = content_type;
+    reply
 }
 
 fn reply_to(app: &App, route: Route, req: &Incoming, body: Result<Vec<u8>, AdminError>) -> Reply {
     let now = app.now();
-    match route {
-        Route::Announce => Reply::bencode(announce(app, req.query, req.client.ip, now)),
-        Route::Scrape => scrape(app, req, now),
-        Route::Stats => Reply::json(200, &admin::stats(&app.swarm, now)),
-        Route::AddTorrentInfo => {
-            Reply::admin(body.and_then(|body| admin::add_torrent_info(&app.swarm, &body, now)))
+    let base = || announce_base(app, req);
+    let (users, swarm) = (&app.users, &app.swarm);
+    let success = if route == Route::CreateUser { 201 } else { 200 };
+    let result = match route {
+        Route::Announce { passkey } => {
+            return Reply::bencode(announce(
+                app,
+                req.query,
+                passkey.as_deref(),
+                req.client.ip,
+                now,
+            ))
         }
-        Route::SaveState => Reply::admin(admin::save_state(app)),
+        Route::Scrape { passkey } => return scrape(app, req, passkey.as_deref(), now),
+        Route::Stats => Ok(admin::stats(swarm, now)),
+        Route::AddTorrentInfo | Route::RegisterTorrent => {
+            body.and_then(|body| admin::add_torrent_info(swarm, &body, now))
+        }
+        Route::SaveState => admin::save_state(app),
         Route::Shutdown => {
             let mut reply = Reply::admin(Ok(json!({ "message": "Server shutting down..." })));
             reply.then_shut_down = true;
-            reply
+            return reply;
         }
-        Route::Head(content_type) => {
-            let mut reply = Reply::bencode(Vec::new());
-            reply.content_type = content_type;
-            reply
-        }
+        Route::ListUsers => Ok(admin::list_users(users, &base())),
+        Route::CreateUser => body.and_then(|body| admin::create_user(users, &body, &base(), now)),
+        Route::DeleteUser(name) => admin::delete_user(users, &name),
+        Route::RotateUser(name) => admin::rotate_user(users, &name, &base()),
+        Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base()),
+        Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base()),
+        Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
+        Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &hash),
+    };
+    match result {
+        Ok(value) => Reply::json(success, &value),
+        Err(e) => Reply::admin(Err(e)),
     }
 }
 
-fn announce(app: &App, query: &str, ip: IpAddr, now: u64) -> Vec<u8> {
-    match protocol::parse_announce(query, ip) {
-        Ok(req) => {
-            let style = req.style;
-            let resp = app.swarm.announce(&req, now);
-            protocol::encode_announce(&resp, style)
-        }
-        Err(e) => protocol::encode_failure(&e),
+/// Where clients reach the tracker: --public-url, or http:// and the Host this request was sent to.
+fn announce_base(app: &App, req: &Incoming) -> String {
+    match (&app.config.public_url, &req.host) {
+        (Some(url), _) => url.clone(),
+        (None, Some(host)) => format!("http://{host}"),
+        (None, None) => format!(
+            "http://localhost:{}",
+            app.config.binds.first().map_or(6969, |a| a.port())
+        ),
     }
+}
+
+/// The user a request's passkey (from the path, else `?passkey=`) belongs to; 0 when there is none
+/// and none is required.
+fn passkey_user(
+    app: &App,
+    from_path: Option<&str>,
+    query: &str,
+    now: u64,
+) -> Result<UserId, ProtocolError> {
+    let from_query = protocol::query_value(query, "passkey");
+    let passkey = match (from_path, &from_query) {
+        (Some(key), _) => Some(key.to_owned()),
+        (None, Some(key)) => Some(String::from_utf8_lossy(key).into_owned()),
+        (None, None) => None,
+    };
+    match passkey {
+        Some(key) => app.users.resolve(Some(&key), now),
+        None if app.config.require_passkey => Err(ProtocolError::InvalidPasskey),
+        None => Ok(0),
+    }
+}
+
+fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Vec<u8> {
+    let outcome = passkey_user(app, passkey, query, now).and_then(|user| {
+        let req = protocol::parse_announce(query, ip)?;
+        let (resp, credit) = app.swarm.announce(&req, user, now)?;
+        app.users.credit(credit);
+        Ok(protocol::encode_announce(&resp, req.style))
+    });
+    outcome.unwrap_or_else(|e| protocol::encode_failure(&e))
 }
 
 fn wants_scrape_json(req: &Incoming) -> bool {
@@ -277,20 +310,19 @@ fn wants_scrape_json(req: &Incoming) -> bool {
         || protocol::query_value(req.query, "format").is_some_and(|v| v.as_ref() == b"json")
 }
 
-fn scrape(app: &App, req: &Incoming, now: u64) -> Reply {
+fn scrape(app: &App, req: &Incoming, passkey: Option<&str>, now: u64) -> Reply {
     let json = wants_scrape_json(req);
-    match protocol::parse_scrape(req.query) {
-        Ok(hashes) => {
-            let found = app.swarm.scrape(&hashes, now);
-            if json {
-                Reply::json(200, &admin::scrape_json(found))
-            } else {
-                let counts: Vec<_> = found
-                    .into_iter()
-                    .map(|(hash, _, counts)| (hash, counts))
-                    .collect();
-                Reply::bencode(protocol::encode_scrape(&counts))
-            }
+    let found = passkey_user(app, passkey, req.query, now)
+        .and_then(|_| protocol::parse_scrape(req.query))
+        .and_then(|hashes| app.swarm.scrape(&hashes, now));
+    match found {
+        Ok(found) if json => Reply::json(200, &admin::scrape_json(found)),
+        Ok(found) => {
+            let counts: Vec<_> = found
+                .into_iter()
+                .map(|(hash, _, counts)| (hash, counts))
+                .collect();
+            Reply::bencode(protocol::encode_scrape(&counts))
         }
         Err(e) if json => Reply::json(400, &json!({ "error": e.to_string() })),
         Err(e) => Reply::bencode(protocol::encode_failure(&e)),

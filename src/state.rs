@@ -14,6 +14,7 @@ use serde_json::Number;
 use crate::ids::{InfoHash, PeerId};
 use crate::legacy;
 use crate::swarm::{canonical_ip, Peer, TorrentInfo, TorrentSnapshot};
+use crate::users::{Passkey, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
 pub const VERSION: u32 = 2;
@@ -28,6 +29,31 @@ pub struct StateFile {
     pub saved_at: Option<u64>,
     #[serde(default)]
     pub torrents: BTreeMap<String, TorrentEntry>,
+    /// Private-tracker users by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, UserEntry>,
+    /// Passkeys that no longer work (rotated away, or of deleted users), with whose they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revoked_passkeys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub passkey: String,
+    /// Unix seconds.
+    pub created: u64,
+    #[serde(default)]
+    pub last_seen: Option<u64>,
+    #[serde(default)]
+    pub uploaded: u64,
+    #[serde(default)]
+    pub downloaded: u64,
+    /// Completions announced with this user's passkey.
+    #[serde(default)]
+    pub completed: u64,
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +69,9 @@ pub struct TorrentEntry {
     /// Number of `event=completed` seen (BEP 48 `downloaded`).
     #[serde(default)]
     pub completions: u64,
+    /// Registered by an operator (served with --registered-only). Legacy files: when it has a name.
+    #[serde(default)]
+    pub registered: bool,
 }
 
 /// Torrent metadata. The original stored whatever JSON types `/add_torrent_info` was given,
@@ -83,12 +112,18 @@ pub struct PeerEntry {
     /// This peer's completion has been counted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub completed: bool,
+    /// Name of the user whose passkey the peer announced with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// What a load produced, and what it had to leave out (each line names the key and why).
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub torrents: Vec<TorrentSnapshot>,
+    /// Users with ids 1, 2, … (peers refer to these ids).
+    pub users: Vec<User>,
+    pub revoked: Vec<(Passkey, String)>,
     pub legacy: bool,
     pub skipped: Vec<String>,
     pub peers: usize,
@@ -158,6 +193,29 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         legacy,
         ..Loaded::default()
     };
+    let mut user_ids: HashMap<String, UserId> = HashMap::new();
+    for (name, entry) in file.users {
+        let passkey = Passkey::parse(&entry.passkey)
+            .ok_or_else(|| format!("user {name:?} has a malformed passkey"))?;
+        let id = loaded.users.len() as UserId + 1;
+        user_ids.insert(name.clone(), id);
+        loaded.users.push(User {
+            id,
+            name,
+            passkey,
+            created_unix: entry.created,
+            last_seen_unix: entry.last_seen,
+            uploaded: entry.uploaded,
+            downloaded: entry.downloaded,
+            completed: entry.completed,
+            disabled: entry.disabled,
+        });
+    }
+    for (key, name) in file.revoked_passkeys {
+        let passkey = Passkey::parse(&key)
+            .ok_or_else(|| format!("revoked passkey of {name:?} is malformed"))?;
+        loaded.revoked.push((passkey, name));
+    }
     for (key, entry) in file.torrents {
         let info_hash = if legacy {
             match legacy::werkzeug_candidates(&key).as_slice() {
@@ -185,7 +243,13 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         let mut peers: HashMap<SocketAddr, Peer> = HashMap::new();
         for entry_peer in entry.peers_info {
             match peer_from_entry(&entry_peer, legacy) {
-                Ok(peer) => {
+                Ok(mut peer) => {
+                    peer.user = entry_peer
+                        .user
+                        .as_ref()
+                        .and_then(|n| user_ids.get(n))
+                        .copied()
+                        .unwrap_or(0);
                     // The same address twice: keep the newest (the original kept the newest per peer id).
                     let newer = peers
                         .get(&peer.addr)
@@ -210,8 +274,15 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
             created_by,
             ..
         } = entry.info;
+        // The original registered nothing; a torrent it had metadata for was added by its operator.
+        let registered = if legacy {
+            !name.is_empty()
+        } else {
+            entry.registered
+        };
         loaded.torrents.push(TorrentSnapshot {
             info_hash,
+            registered,
             info: TorrentInfo {
                 name,
                 size,
@@ -266,7 +337,13 @@ fn whole_f64(value: f64) -> Option<u64> {
 }
 
 /// The file as it will be written: 40-hex keys, readable peer ids, the original's fields.
-pub fn to_file(torrents: &[TorrentSnapshot], now_unix: u64) -> StateFile {
+pub fn to_file(
+    torrents: &[TorrentSnapshot],
+    users: &[User],
+    revoked: &[(Passkey, String)],
+    now_unix: u64,
+) -> StateFile {
+    let names: HashMap<UserId, &str> = users.iter().map(|u| (u.id, u.name.as_str())).collect();
     let mut out = BTreeMap::new();
     for t in torrents {
         let hex = t.info_hash.to_hex();
@@ -293,6 +370,7 @@ pub fn to_file(torrents: &[TorrentSnapshot], now_unix: u64) -> StateFile {
                 left: p.left.into(),
                 is_seeder: p.is_seeder(),
                 completed: p.completed,
+                user: names.get(&p.user).map(|n| (*n).to_owned()),
             })
             .collect();
         let info = InfoEntry {
@@ -311,13 +389,35 @@ pub fn to_file(torrents: &[TorrentSnapshot], now_unix: u64) -> StateFile {
                 peers_info,
                 stats,
                 completions: t.completions,
+                registered: t.registered,
             },
         );
     }
+    let users = users
+        .iter()
+        .map(|u| {
+            let entry = UserEntry {
+                passkey: u.passkey.to_string(),
+                created: u.created_unix,
+                last_seen: u.last_seen_unix,
+                uploaded: u.uploaded,
+                downloaded: u.downloaded,
+                completed: u.completed,
+                disabled: u.disabled,
+            };
+            (u.name.clone(), entry)
+        })
+        .collect();
+    let revoked_passkeys = revoked
+        .iter()
+        .map(|(k, n)| (k.to_string(), n.clone()))
+        .collect();
     StateFile {
         version: Some(VERSION),
         saved_at: Some(now_unix),
         torrents: out,
+        users,
+        revoked_passkeys,
     }
 }
 
@@ -490,6 +590,7 @@ mod tests {
         peer.completed = true;
         let torrent = TorrentSnapshot {
             info_hash: InfoHash([0xab; 20]),
+            registered: true,
             info: TorrentInfo {
                 name: "Ünïcode.iso".into(),
                 size: 1 << 40,
@@ -501,12 +602,31 @@ mod tests {
             completions: 3,
             peers: vec![peer],
         };
-        let text =
-            serde_json::to_string_pretty(&to_file(std::slice::from_ref(&torrent), 5)).unwrap();
+        let alice = User {
+            id: 1,
+            name: "alice".into(),
+            passkey: Passkey::generate(),
+            created_unix: 1,
+            last_seen_unix: Some(2),
+            uploaded: 3,
+            downloaded: 4,
+            completed: 5,
+            disabled: true,
+        };
+        let revoked = vec![(Passkey::generate(), "alice".to_owned())];
+        let text = serde_json::to_string_pretty(&to_file(
+            std::slice::from_ref(&torrent),
+            std::slice::from_ref(&alice),
+            &revoked,
+            5,
+        ))
+        .unwrap();
         let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
         assert!(!back.legacy);
         assert!(back.skipped.is_empty(), "{:?}", back.skipped);
         assert_eq!(back.torrents, vec![torrent]);
+        assert_eq!(back.users, vec![alice]);
+        assert_eq!(back.revoked, revoked);
     }
 
     #[test]
@@ -569,7 +689,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "old").unwrap();
-        let bytes = save(&path, &to_file(&[], 1)).unwrap();
+        let bytes = save(&path, &to_file(&[], &[], &[], 1)).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(bytes as usize, text.len());
         assert!(text.contains("\"version\": 2"));
@@ -587,7 +707,7 @@ mod tests {
         fs::write(&path, "previous").unwrap();
         // A directory where the temp file goes makes the write fail, whoever runs the test.
         fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
-        assert!(save(&path, &to_file(&[], 1)).is_err());
+        assert!(save(&path, &to_file(&[], &[], &[], 1)).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
     }
 
@@ -598,7 +718,7 @@ mod tests {
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        save(&path, &to_file(&[], 1)).unwrap();
+        save(&path, &to_file(&[], &[], &[], 1)).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600

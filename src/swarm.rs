@@ -8,8 +8,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use rand::Rng;
 
+use crate::error::ProtocolError;
 use crate::ids::{InfoHash, PeerId};
 use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
+use crate::users::{Credit, UserId};
 
 const SHARDS: usize = 32;
 
@@ -20,6 +22,8 @@ pub struct SwarmConfig {
     pub peer_timeout_secs: u64,
     pub default_numwant: usize,
     pub max_numwant: usize,
+    /// Announces and scrapes for torrents nobody registered are refused.
+    pub registered_only: bool,
 }
 
 /// What the operator knows about a torrent (from `/add_torrent_info` or the state file).
@@ -56,6 +60,8 @@ pub struct Peer {
     pub last_seen_unix: u64,
     /// This peer's `event=completed` has been counted.
     pub completed: bool,
+    /// The user whose passkey the peer announced with (0: none); its byte deltas go to that user.
+    pub user: UserId,
     /// Time of the expiry-queue entry that stands for this peer (see [`PeerSet::expire`]).
     queued_at_unix: u64,
 }
@@ -70,6 +76,7 @@ impl Peer {
             left,
             last_seen_unix,
             completed: false,
+            user: 0,
             queued_at_unix: last_seen_unix,
         }
     }
@@ -241,6 +248,8 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 #[derive(Debug, Default)]
 struct Torrent {
     info: TorrentInfo,
+    /// Put here by an operator (not merely announced); only these are served with `registered_only`.
+    registered: bool,
     completions: u64,
     peers: PeerSet,
 }
@@ -271,6 +280,7 @@ impl Torrent {
 pub struct TorrentSnapshot {
     pub info_hash: InfoHash,
     pub info: TorrentInfo,
+    pub registered: bool,
     pub completions: u64,
     pub peers: Vec<Peer>,
 }
@@ -280,6 +290,7 @@ pub struct TorrentSnapshot {
 pub struct TorrentStats {
     pub info_hash: InfoHash,
     pub info: TorrentInfo,
+    pub registered: bool,
     pub complete: u32,
     pub incomplete: u32,
     pub completed: u64,
@@ -313,48 +324,76 @@ impl Swarm {
         now_unix.saturating_sub(self.config.peer_timeout_secs)
     }
 
-    /// BEP 3 announce: upsert (or remove, on `stopped`) the peer, count, sample.
-    pub fn announce(&self, req: &AnnounceRequest, now_unix: u64) -> AnnounceResponse {
+    /// BEP 3 announce for a peer of `user` (0: no passkey): check the torrent may be served, upsert
+    /// (or remove, on `stopped`) the peer, count, sample, and say what the announce adds to the user.
+    pub fn announce(
+        &self,
+        req: &AnnounceRequest,
+        user: UserId,
+        now_unix: u64,
+    ) -> Result<(AnnounceResponse, Credit), ProtocolError> {
         let cutoff = self.cutoff(now_unix);
         let interval_secs = self.jittered_interval();
         let mut shard = self.shard(&req.info_hash);
-        let torrent = if req.event == Event::Stopped {
-            match shard.get_mut(&req.info_hash) {
-                Some(torrent) => torrent,
-                None => return self.answer(ScrapeCounts::default(), interval_secs, Vec::new()),
+        let known = shard.get(&req.info_hash).map(|t| t.registered);
+        match known {
+            Some(false) | None if self.config.registered_only => {
+                return Err(ProtocolError::UnregisteredTorrent)
             }
-        } else {
-            shard
-                .entry(req.info_hash)
-                .or_insert_with(|| Torrent::first_seen(now_unix))
-        };
+            None if req.event == Event::Stopped => {
+                let nothing = self.answer(ScrapeCounts::default(), interval_secs, Vec::new());
+                return Ok((nothing, Credit::default()));
+            }
+            _ => {}
+        }
+        let torrent = shard
+            .entry(req.info_hash)
+            .or_insert_with(|| Torrent::first_seen(now_unix));
         torrent.peers.expire(cutoff);
 
-        if req.event == Event::Stopped {
-            torrent.peers.remove(&req.addr);
-            return self.answer(torrent.counts(), interval_secs, Vec::new());
-        }
-
         if torrent.peers.get_mut(&req.addr).is_none() {
-            let peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
+            let mut peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
+            // A new peer's counters are its baseline: nothing is credited for them.
+            (peer.uploaded, peer.downloaded, peer.user) = (req.uploaded, req.downloaded, user);
             torrent.peers.insert(peer);
         }
         let Some(peer) = torrent.peers.get_mut(&req.addr) else {
-            return self.answer(torrent.counts(), interval_secs, Vec::new());
+            let counts = torrent.counts();
+            return Ok((
+                self.answer(counts, interval_secs, Vec::new()),
+                Credit::default(),
+            ));
         };
+        let mut credit = Credit {
+            user,
+            ..Credit::default()
+        };
+        if peer.user == user {
+            // Counters are cumulative; one that went down means the client restarted (new baseline).
+            credit.uploaded = req.uploaded.saturating_sub(peer.uploaded);
+            credit.downloaded = req.downloaded.saturating_sub(peer.downloaded);
+        } else {
+            // Another passkey on the same address: its bytes so far move to nobody.
+            peer.user = user;
+        }
         peer.peer_id = req.peer_id;
         peer.uploaded = req.uploaded;
         peer.downloaded = req.downloaded;
         peer.left = req.left;
         peer.last_seen_unix = now_unix;
-        let newly_completed = req.event == Event::Completed && !peer.completed;
-        if newly_completed {
+        if req.event == Event::Completed && !peer.completed {
             peer.completed = true;
             torrent.completions += 1;
+            credit.completed = true;
+        }
+
+        if req.event == Event::Stopped {
+            torrent.peers.remove(&req.addr);
+            let counts = torrent.counts();
+            return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
         }
         let is_seeder = req.left == 0;
         torrent.peers.refile(&req.addr);
-
         let want = req
             .numwant
             .map_or(self.config.default_numwant, |n| {
@@ -362,7 +401,7 @@ impl Swarm {
             })
             .min(self.config.max_numwant);
         let peers = torrent.peers.sample(want, &req.addr, is_seeder);
-        self.answer(torrent.counts(), interval_secs, peers)
+        Ok((self.answer(torrent.counts(), interval_secs, peers), credit))
     }
 
     fn answer(
@@ -392,22 +431,29 @@ impl Swarm {
         jittered.max(self.config.min_interval_secs)
     }
 
-    /// BEP 48 counts for the torrents we know; unknown hashes are left out.
+    /// BEP 48 counts for the torrents we know (and may serve); unknown hashes are left out. With
+    /// `registered_only`, a scrape that names no registered torrent is refused.
     pub fn scrape(
         &self,
         hashes: &[InfoHash],
         now_unix: u64,
-    ) -> Vec<(InfoHash, TorrentInfo, ScrapeCounts)> {
+    ) -> Result<Vec<(InfoHash, TorrentInfo, ScrapeCounts)>, ProtocolError> {
         let cutoff = self.cutoff(now_unix);
         let mut out = Vec::with_capacity(hashes.len());
         for hash in hashes {
             let mut shard = self.shard(hash);
-            if let Some(torrent) = shard.get_mut(hash) {
-                torrent.peers.expire(cutoff);
-                out.push((*hash, torrent.info.clone(), torrent.counts()));
+            match shard.get_mut(hash) {
+                Some(torrent) if torrent.registered || !self.config.registered_only => {
+                    torrent.peers.expire(cutoff);
+                    out.push((*hash, torrent.info.clone(), torrent.counts()));
+                }
+                _ => {}
             }
         }
-        out
+        if out.is_empty() && self.config.registered_only {
+            return Err(ProtocolError::UnregisteredTorrent);
+        }
+        Ok(out)
     }
 
     /// Registers a torrent or updates its metadata. Returns whether it was new.
@@ -417,6 +463,7 @@ impl Swarm {
         let torrent = shard
             .entry(hash)
             .or_insert_with(|| Torrent::first_seen(now_unix));
+        torrent.registered = true;
         let info = &mut torrent.info;
         let InfoUpdate {
             name,
@@ -433,6 +480,11 @@ impl Swarm {
         info.comment = comment.unwrap_or(std::mem::take(&mut info.comment));
         info.created_by = created_by.unwrap_or(std::mem::take(&mut info.created_by));
         created
+    }
+
+    /// Removes a torrent and its peers. Returns how many peers went, or `None` if it was unknown.
+    pub fn unregister(&self, hash: &InfoHash) -> Option<usize> {
+        self.shard(hash).remove(hash).map(|t| t.peers.len())
     }
 
     pub fn contains(&self, hash: &InfoHash) -> bool {
@@ -455,6 +507,7 @@ impl Swarm {
                 out.push(TorrentStats {
                     info_hash: *hash,
                     info: torrent.info.clone(),
+                    registered: torrent.registered,
                     complete: counts.complete,
                     incomplete: counts.incomplete,
                     completed: torrent.completions,
@@ -477,6 +530,7 @@ impl Swarm {
                 TorrentSnapshot {
                     info_hash: *hash,
                     info: torrent.info.clone(),
+                    registered: torrent.registered,
                     completions: torrent.completions,
                     peers: torrent
                         .peers
@@ -496,6 +550,7 @@ impl Swarm {
         let mut shard = self.shard(&snapshot.info_hash);
         let torrent = shard.entry(snapshot.info_hash).or_default();
         torrent.info = snapshot.info;
+        torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
         for mut peer in snapshot.peers {
             if peer.last_seen_unix > cutoff && !torrent.peers.index.contains_key(&peer.addr) {
@@ -561,7 +616,16 @@ mod tests {
             peer_timeout_secs: 3600,
             default_numwant: 50,
             max_numwant: 200,
+            registered_only: false,
         }
+    }
+
+    /// An announce without a passkey, in open mode.
+    fn ann(swarm: &Swarm, req: &AnnounceRequest, now: u64) -> AnnounceResponse {
+        swarm
+            .announce(req, 0, now)
+            .expect("open mode serves every torrent")
+            .0
     }
 
     fn hash(n: u8) -> InfoHash {
@@ -588,10 +652,10 @@ mod tests {
     fn requester_is_never_in_its_own_list() {
         let swarm = Swarm::new(config());
         for p in 0..5 {
-            swarm.announce(&req(1, p, 10, Event::Started), NOW);
+            ann(&swarm, &req(1, p, 10, Event::Started), NOW);
         }
         let me = req(1, 3, 10, Event::Periodic);
-        let resp = swarm.announce(&me, NOW);
+        let resp = ann(&swarm, &me, NOW);
         assert_eq!(resp.peers.len(), 4);
         assert!(resp.peers.iter().all(|p| p.addr != me.addr));
         assert_eq!((resp.complete, resp.incomplete), (0, 5));
@@ -601,12 +665,12 @@ mod tests {
     fn seeder_gets_only_leechers() {
         let swarm = Swarm::new(config());
         for p in 0..4 {
-            swarm.announce(&req(1, p, 0, Event::Started), NOW);
+            ann(&swarm, &req(1, p, 0, Event::Started), NOW);
         }
         for p in 10..13 {
-            swarm.announce(&req(1, p, 5, Event::Started), NOW);
+            ann(&swarm, &req(1, p, 5, Event::Started), NOW);
         }
-        let resp = swarm.announce(&req(1, 0, 0, Event::Periodic), NOW);
+        let resp = ann(&swarm, &req(1, 0, 0, Event::Periodic), NOW);
         let leechers: HashSet<_> = (10..13)
             .map(|p| req(1, p, 5, Event::Periodic).addr)
             .collect();
@@ -621,16 +685,16 @@ mod tests {
     fn numwant_is_honoured_and_capped() {
         let swarm = Swarm::new(config());
         for p in 0..300 {
-            swarm.announce(&req(1, p, 1, Event::Started), NOW);
+            ann(&swarm, &req(1, p, 1, Event::Started), NOW);
         }
         let mut ask = req(1, 1000, 1, Event::Started);
-        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 50);
+        assert_eq!(ann(&swarm, &ask, NOW).peers.len(), 50);
         ask.numwant = Some(7);
-        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 7);
+        assert_eq!(ann(&swarm, &ask, NOW).peers.len(), 7);
         ask.numwant = Some(0);
-        assert_eq!(swarm.announce(&ask, NOW).peers.len(), 0);
+        assert_eq!(ann(&swarm, &ask, NOW).peers.len(), 0);
         ask.numwant = Some(u64::MAX);
-        let many = swarm.announce(&ask, NOW).peers;
+        let many = ann(&swarm, &ask, NOW).peers;
         assert_eq!(many.len(), 200);
         let distinct: HashSet<_> = many.iter().map(|p| p.addr).collect();
         assert_eq!(distinct.len(), 200, "a sample never repeats a peer");
@@ -640,12 +704,12 @@ mod tests {
     fn samples_vary_between_announces() {
         let swarm = Swarm::new(config());
         for p in 0..100 {
-            swarm.announce(&req(1, p, 1, Event::Started), NOW);
+            ann(&swarm, &req(1, p, 1, Event::Started), NOW);
         }
         let mut ask = req(1, 500, 1, Event::Started);
         ask.numwant = Some(5);
         let seen: HashSet<_> = (0..50)
-            .flat_map(|_| swarm.announce(&ask, NOW).peers)
+            .flat_map(|_| ann(&swarm, &ask, NOW).peers)
             .map(|p| p.addr)
             .collect();
         assert!(
@@ -658,9 +722,9 @@ mod tests {
     #[test]
     fn stopped_removes_the_peer_and_returns_no_peers() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 0, Event::Started), NOW);
-        swarm.announce(&req(1, 2, 5, Event::Started), NOW);
-        let resp = swarm.announce(&req(1, 2, 5, Event::Stopped), NOW);
+        ann(&swarm, &req(1, 1, 0, Event::Started), NOW);
+        ann(&swarm, &req(1, 2, 5, Event::Started), NOW);
+        let resp = ann(&swarm, &req(1, 2, 5, Event::Stopped), NOW);
         assert!(resp.peers.is_empty());
         assert_eq!((resp.complete, resp.incomplete), (1, 0));
         assert_eq!(swarm.totals(), (1, 1));
@@ -669,29 +733,29 @@ mod tests {
     #[test]
     fn stopped_for_an_unknown_torrent_creates_nothing() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(9, 1, 0, Event::Stopped), NOW);
+        ann(&swarm, &req(9, 1, 0, Event::Stopped), NOW);
         assert_eq!(swarm.totals(), (0, 0));
     }
 
     #[test]
     fn completed_counts_once_per_peer() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
-        swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
-        let resp = swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 1, 0, Event::Completed), NOW);
+        let resp = ann(&swarm, &req(1, 1, 0, Event::Completed), NOW);
         assert_eq!(resp.downloaded, 1);
         assert_eq!((resp.complete, resp.incomplete), (1, 0));
-        let other = swarm.announce(&req(1, 2, 0, Event::Completed), NOW);
+        let other = ann(&swarm, &req(1, 2, 0, Event::Completed), NOW);
         assert_eq!(other.downloaded, 2);
     }
 
     #[test]
     fn a_new_peer_id_on_the_same_address_replaces_the_peer() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
         let mut restarted = req(1, 1, 5, Event::Started);
         restarted.peer_id = PeerId(*b"-qB4250-restartedxxx");
-        let resp = swarm.announce(&restarted, NOW);
+        let resp = ann(&swarm, &restarted, NOW);
         assert_eq!((resp.complete, resp.incomplete), (0, 1));
         assert_eq!(swarm.snapshot(NOW)[0].peers[0].peer_id, restarted.peer_id);
     }
@@ -699,24 +763,24 @@ mod tests {
     #[test]
     fn expired_peers_vanish_from_answers_and_counts_at_once() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 0, Event::Started), NOW);
-        swarm.announce(&req(1, 2, 5, Event::Started), NOW + 1000);
+        ann(&swarm, &req(1, 1, 0, Event::Started), NOW);
+        ann(&swarm, &req(1, 2, 5, Event::Started), NOW + 1000);
         let later = NOW + 3600;
-        let resp = swarm.announce(&req(1, 3, 5, Event::Started), later);
+        let resp = ann(&swarm, &req(1, 3, 5, Event::Started), later);
         assert_eq!((resp.complete, resp.incomplete), (0, 2));
         assert_eq!(resp.peers.len(), 1);
-        let scraped = swarm.scrape(&[hash(1)], later + 1000);
+        let scraped = swarm.scrape(&[hash(1)], later + 1000).unwrap();
         assert_eq!(scraped[0].2.incomplete, 1);
     }
 
     #[test]
     fn a_refreshed_peer_does_not_expire() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
-        swarm.announce(&req(1, 1, 5, Event::Periodic), NOW + 3000);
-        let resp = swarm.announce(&req(1, 2, 5, Event::Started), NOW + 4000);
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Periodic), NOW + 3000);
+        let resp = ann(&swarm, &req(1, 2, 5, Event::Started), NOW + 4000);
         assert_eq!(resp.incomplete, 2);
-        let resp = swarm.announce(&req(1, 2, 5, Event::Periodic), NOW + 6600);
+        let resp = ann(&swarm, &req(1, 2, 5, Event::Periodic), NOW + 6600);
         assert_eq!(resp.incomplete, 1, "peer 1 was last seen at NOW+3000");
     }
 
@@ -724,7 +788,7 @@ mod tests {
     fn sweep_removes_expired_peers_but_keeps_torrents() {
         let swarm = Swarm::new(config());
         for t in 0..10 {
-            swarm.announce(&req(t, 1, 5, Event::Started), NOW);
+            ann(&swarm, &req(t, 1, 5, Event::Started), NOW);
         }
         assert_eq!(swarm.sweep(NOW + 100), 0);
         assert_eq!(swarm.sweep(NOW + 3600), 10);
@@ -734,11 +798,11 @@ mod tests {
     #[test]
     fn leecher_turning_seeder_moves_lists() {
         let swarm = Swarm::new(config());
-        swarm.announce(&req(1, 1, 5, Event::Started), NOW);
-        swarm.announce(&req(1, 2, 5, Event::Started), NOW);
-        let resp = swarm.announce(&req(1, 1, 0, Event::Periodic), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 2, 5, Event::Started), NOW);
+        let resp = ann(&swarm, &req(1, 1, 0, Event::Periodic), NOW);
         assert_eq!((resp.complete, resp.incomplete), (1, 1));
-        let back = swarm.announce(&req(1, 1, 3, Event::Periodic), NOW);
+        let back = ann(&swarm, &req(1, 1, 3, Event::Periodic), NOW);
         assert_eq!((back.complete, back.incomplete), (0, 2));
     }
 
@@ -774,8 +838,8 @@ mod tests {
             },
             NOW,
         );
-        swarm.announce(&req(1, 1, 0, Event::Completed), NOW);
-        swarm.announce(&req(1, 2, 7, Event::Started), NOW);
+        ann(&swarm, &req(1, 1, 0, Event::Completed), NOW);
+        ann(&swarm, &req(1, 2, 7, Event::Started), NOW);
         let mut before = swarm.snapshot(NOW);
         let copy = Swarm::new(config());
         for t in before.clone() {
@@ -789,6 +853,114 @@ mod tests {
             t.peers.sort_by_key(|p| p.addr);
         }
         assert_eq!(before, after);
+    }
+
+    fn private_swarm() -> Swarm {
+        Swarm::new(SwarmConfig {
+            registered_only: true,
+            ..config()
+        })
+    }
+
+    #[test]
+    fn registered_only_refuses_unknown_and_merely_announced_torrents() {
+        let open = Swarm::new(config());
+        ann(&open, &req(1, 1, 5, Event::Started), NOW);
+        let private = private_swarm();
+        for snapshot in open.snapshot(NOW) {
+            private.restore(snapshot, NOW);
+        }
+        assert_eq!(
+            private.announce(&req(1, 2, 5, Event::Started), 0, NOW),
+            Err(ProtocolError::UnregisteredTorrent)
+        );
+        assert_eq!(
+            private.announce(&req(2, 2, 5, Event::Started), 0, NOW),
+            Err(ProtocolError::UnregisteredTorrent)
+        );
+        assert_eq!(
+            private.scrape(&[hash(1), hash(2)], NOW),
+            Err(ProtocolError::UnregisteredTorrent)
+        );
+        assert_eq!(private.totals(), (1, 1), "nothing was created or changed");
+        private.register(hash(1), InfoUpdate::default(), NOW);
+        assert!(private
+            .announce(&req(1, 2, 5, Event::Started), 0, NOW)
+            .is_ok());
+        assert_eq!(private.scrape(&[hash(1), hash(2)], NOW).unwrap().len(), 1);
+    }
+
+    fn with_counters(mut r: AnnounceRequest, uploaded: u64, downloaded: u64) -> AnnounceRequest {
+        (r.uploaded, r.downloaded) = (uploaded, downloaded);
+        r
+    }
+
+    #[test]
+    fn credit_is_the_positive_delta_of_cumulative_counters() {
+        let swarm = Swarm::new(config());
+        let credit = |r: AnnounceRequest, user| swarm.announce(&r, user, NOW).unwrap().1;
+        let first = credit(with_counters(req(1, 1, 5, Event::Started), 100, 50), 7);
+        assert_eq!(
+            (first.uploaded, first.downloaded),
+            (0, 0),
+            "the first announce is the baseline"
+        );
+        let second = credit(with_counters(req(1, 1, 5, Event::Periodic), 150, 80), 7);
+        assert_eq!(
+            (second.user, second.uploaded, second.downloaded),
+            (7, 50, 30)
+        );
+        let restarted = credit(with_counters(req(1, 1, 5, Event::Started), 10, 5), 7);
+        assert_eq!(
+            (restarted.uploaded, restarted.downloaded),
+            (0, 0),
+            "a counter going down is a new baseline"
+        );
+        let after = credit(with_counters(req(1, 1, 5, Event::Periodic), 25, 5), 7);
+        assert_eq!(after.uploaded, 15);
+        let done = credit(with_counters(req(1, 1, 0, Event::Completed), 25, 40), 7);
+        assert_eq!((done.downloaded, done.completed), (35, true));
+        let stopped = credit(with_counters(req(1, 1, 0, Event::Stopped), 30, 40), 7);
+        assert_eq!(
+            stopped.uploaded, 5,
+            "the final counters of a stopped peer still count"
+        );
+    }
+
+    #[test]
+    fn another_passkey_on_the_same_address_takes_no_bytes() {
+        let swarm = Swarm::new(config());
+        swarm
+            .announce(&with_counters(req(1, 1, 5, Event::Started), 0, 0), 7, NOW)
+            .unwrap();
+        let other = swarm
+            .announce(
+                &with_counters(req(1, 1, 5, Event::Periodic), 500, 500),
+                8,
+                NOW,
+            )
+            .unwrap()
+            .1;
+        assert_eq!((other.user, other.uploaded, other.downloaded), (8, 0, 0));
+        let later = swarm
+            .announce(
+                &with_counters(req(1, 1, 5, Event::Periodic), 600, 500),
+                8,
+                NOW,
+            )
+            .unwrap()
+            .1;
+        assert_eq!((later.user, later.uploaded), (8, 100));
+    }
+
+    #[test]
+    fn unregister_removes_the_torrent_and_its_peers() {
+        let swarm = Swarm::new(config());
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 2, 5, Event::Started), NOW);
+        assert_eq!(swarm.unregister(&hash(1)), Some(2));
+        assert_eq!(swarm.unregister(&hash(1)), None);
+        assert_eq!(swarm.totals(), (0, 0));
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn main() -> ExitCode {
         if cli.json {
             say(&report_json(&report), false);
         } else {
-            let (line, to_stderr) = report_line(&report, registrar.url());
+            let (line, to_stderr) = report_line(&report, &registrar.url());
             say(&line, to_stderr);
         }
         if let Some(bar) = &bar {

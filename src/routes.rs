@@ -1,0 +1,217 @@
+//! Which handler a request goes to: the path and method decide, nothing else. Pure (no tiny_http),
+//! so the whole table is tested without a socket. Unknown paths are 404, wrong methods 405.
+
+use crate::error::AdminError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/announce`, `/` or `/<passkey>/announce`.
+    Announce {
+        passkey: Option<String>,
+    },
+    /// `/scrape` or `/<passkey>/scrape`.
+    Scrape {
+        passkey: Option<String>,
+    },
+    Stats,
+    AddTorrentInfo,
+    SaveState,
+    Shutdown,
+    ListUsers,
+    CreateUser,
+    DeleteUser(String),
+    RotateUser(String),
+    DisableUser(String),
+    EnableUser(String),
+    ListTorrents,
+    RegisterTorrent,
+    RemoveTorrent(String),
+}
+
+impl Route {
+    /// Admin routes: only loopback callers or holders of the admin token.
+    pub fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            Route::Announce { .. } | Route::Scrape { .. } | Route::Stats
+        )
+    }
+
+    /// Routes whose request has a JSON body.
+    pub fn takes_body(&self) -> bool {
+        matches!(
+            self,
+            Route::AddTorrentInfo | Route::CreateUser | Route::RegisterTorrent
+        )
+    }
+}
+
+/// Picks the route for `method` (as sent, e.g. "GET") and `path` (without the query).
+/// HEAD is accepted wherever GET is; the caller answers it without side effects.
+pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let (allow, route): (&'static str, Option<Route>) = match segments.as_slice() {
+        [""] | ["announce"] => ("GET, HEAD", get(method, Route::Announce { passkey: None })),
+        ["scrape"] => ("GET, HEAD", get(method, Route::Scrape { passkey: None })),
+        [passkey, "announce"] => (
+            "GET, HEAD",
+            get(
+                method,
+                Route::Announce {
+                    passkey: Some((*passkey).to_owned()),
+                },
+            ),
+        ),
+        [passkey, "scrape"] => (
+            "GET, HEAD",
+            get(
+                method,
+                Route::Scrape {
+                    passkey: Some((*passkey).to_owned()),
+                },
+            ),
+        ),
+        ["stats"] => ("GET, HEAD", get(method, Route::Stats)),
+        ["add_torrent_info"] => ("POST", (method == "POST").then_some(Route::AddTorrentInfo)),
+        ["shutdown"] => ("POST", (method == "POST").then_some(Route::Shutdown)),
+        ["save_state"] => (
+            "GET, HEAD, POST",
+            matches!(method, "GET" | "POST").then_some(Route::SaveState),
+        ),
+        ["users"] => (
+            "GET, HEAD, POST",
+            match method {
+                "GET" => Some(Route::ListUsers),
+                "POST" => Some(Route::CreateUser),
+                _ => None,
+            },
+        ),
+        ["users", name] => (
+            "DELETE",
+            (method == "DELETE").then(|| Route::DeleteUser((*name).to_owned())),
+        ),
+        ["users", name, action @ ("rotate" | "disable" | "enable")] => {
+            let name = (*name).to_owned();
+            let route = match *action {
+                "rotate" => Route::RotateUser(name),
+                "disable" => Route::DisableUser(name),
+                _ => Route::EnableUser(name),
+            };
+            ("POST", (method == "POST").then_some(route))
+        }
+        ["torrents"] => (
+            "GET, HEAD, POST",
+            match method {
+                "GET" => Some(Route::ListTorrents),
+                "POST" => Some(Route::RegisterTorrent),
+                _ => None,
+            },
+        ),
+        ["torrents", hash] => (
+            "DELETE",
+            (method == "DELETE").then(|| Route::RemoveTorrent((*hash).to_owned())),
+        ),
+        _ => return Err(AdminError::NotFound(format!("not found: {path}"))),
+    };
+    route.ok_or_else(|| AdminError::MethodNotAllowed {
+        method: method.to_owned(),
+        allow,
+    })
+}
+
+fn get(method: &str, route: Route) -> Option<Route> {
+    (method == "GET").then_some(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(method: &str, path: &str) -> Route {
+        resolve(method, path).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn status(method: &str, path: &str) -> u16 {
+        resolve(method, path).map_or_else(|e| e.status(), |_| 200)
+    }
+
+    #[test]
+    fn the_original_endpoints_route_as_before() {
+        assert_eq!(ok("GET", "/"), Route::Announce { passkey: None });
+        assert_eq!(ok("GET", "/announce"), Route::Announce { passkey: None });
+        assert_eq!(ok("HEAD", "/announce"), Route::Announce { passkey: None });
+        assert_eq!(ok("GET", "/scrape"), Route::Scrape { passkey: None });
+        assert_eq!(ok("GET", "/stats"), Route::Stats);
+        assert_eq!(ok("POST", "/add_torrent_info"), Route::AddTorrentInfo);
+        assert_eq!(ok("GET", "/save_state"), Route::SaveState);
+        assert_eq!(ok("POST", "/save_state"), Route::SaveState);
+        assert_eq!(ok("POST", "/shutdown"), Route::Shutdown);
+    }
+
+    #[test]
+    fn passkeys_sit_before_announce_and_scrape() {
+        let key = "a".repeat(32);
+        assert_eq!(
+            ok("GET", &format!("/{key}/announce")),
+            Route::Announce {
+                passkey: Some(key.clone())
+            }
+        );
+        assert_eq!(
+            ok("GET", &format!("/{key}/scrape")),
+            Route::Scrape { passkey: Some(key) }
+        );
+        // Anything there is handed on as a passkey, to be refused as one.
+        assert_eq!(
+            ok("GET", "/../announce"),
+            Route::Announce {
+                passkey: Some("..".into())
+            }
+        );
+        assert_eq!(status("GET", "/a/b/announce"), 404);
+    }
+
+    #[test]
+    fn the_admin_api_routes_by_method() {
+        assert_eq!(ok("GET", "/users"), Route::ListUsers);
+        assert_eq!(ok("POST", "/users"), Route::CreateUser);
+        assert_eq!(
+            ok("DELETE", "/users/alice"),
+            Route::DeleteUser("alice".into())
+        );
+        assert_eq!(
+            ok("POST", "/users/alice/rotate"),
+            Route::RotateUser("alice".into())
+        );
+        assert_eq!(
+            ok("POST", "/users/alice/disable"),
+            Route::DisableUser("alice".into())
+        );
+        assert_eq!(
+            ok("POST", "/users/alice/enable"),
+            Route::EnableUser("alice".into())
+        );
+        assert_eq!(ok("GET", "/torrents"), Route::ListTorrents);
+        assert_eq!(ok("POST", "/torrents"), Route::RegisterTorrent);
+        assert_eq!(
+            ok("DELETE", "/torrents/ab"),
+            Route::RemoveTorrent("ab".into())
+        );
+        assert!(ok("GET", "/users").is_admin() && !ok("GET", "/stats").is_admin());
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+        assert_eq!(status("GET", "/nope"), 404);
+        assert_eq!(status("GET", "/announce/"), 404);
+        assert_eq!(status("GET", "/users/alice/promote"), 404);
+        match resolve("POST", "/announce") {
+            Err(AdminError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status("GET", "/users/alice"), 405);
+        assert_eq!(status("PUT", "/users"), 405);
+        assert_eq!(status("GET", "/shutdown"), 405);
+    }
+}

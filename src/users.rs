@@ -1,0 +1,406 @@
+//! Users of a private tracker: names, passkeys and accounting totals, behind one short lock.
+//! No I/O and no clock (`now` is a parameter). Peers refer to users by [`UserId`], files by name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+use crate::error::ProtocolError;
+
+/// A user's number inside this process (never reused, never saved: files use names). 0 means "nobody".
+pub type UserId = u32;
+
+/// 32 ASCII letters and digits, from the OS random source.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Passkey([u8; 32]);
+
+impl Passkey {
+    pub fn generate() -> Passkey {
+        let mut key = [0u8; 32];
+        for (slot, c) in key
+            .iter_mut()
+            .zip(rand::rngs::OsRng.sample_iter(&Alphanumeric))
+        {
+            *slot = c;
+        }
+        Passkey(key)
+    }
+
+    /// Exactly 32 ASCII letters and digits.
+    pub fn parse(text: &str) -> Option<Passkey> {
+        let bytes = <[u8; 32]>::try_from(text.as_bytes()).ok()?;
+        bytes
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+            .then_some(Passkey(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII alphanumerics ever get in (generate, parse).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Passkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Passkeys are secrets: debug output shows only their start.
+impl fmt::Debug for Passkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Passkey({}…)", &self.as_str()[..4])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub passkey: Passkey,
+    pub created_unix: u64,
+    pub last_seen_unix: Option<u64>,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub completed: u64,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("no user named {0:?}")]
+    NotFound(String),
+    #[error("a user named {0:?} already exists")]
+    Taken(String),
+    #[error("user names are 1 to 64 letters, digits, '.', '_' or '-'; got {0:?}")]
+    BadName(String),
+}
+
+/// What one announce adds to a user's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Credit {
+    pub user: UserId,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub completed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    last_id: UserId,
+    by_id: BTreeMap<UserId, User>,
+    by_name: HashMap<String, UserId>,
+    by_passkey: HashMap<Passkey, UserId>,
+    /// Passkeys that worked once (rotated away, or of deleted users), with whose they were.
+    revoked: HashMap<Passkey, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Users {
+    inner: Mutex<Inner>,
+}
+
+impl Users {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The user a passkey belongs to, noting that the user was seen now.
+    pub fn resolve(&self, passkey: Option<&str>, now_unix: u64) -> Result<UserId, ProtocolError> {
+        let key = passkey
+            .and_then(Passkey::parse)
+            .ok_or(ProtocolError::InvalidPasskey)?;
+        let mut inner = self.lock();
+        let Some(&id) = inner.by_passkey.get(&key) else {
+            return Err(if inner.revoked.contains_key(&key) {
+                ProtocolError::PasskeyRevoked
+            } else {
+                ProtocolError::InvalidPasskey
+            });
+        };
+        let user = inner
+            .by_id
+            .get_mut(&id)
+            .ok_or(ProtocolError::InvalidPasskey)?;
+        if user.disabled {
+            return Err(ProtocolError::PasskeyRevoked);
+        }
+        user.last_seen_unix = Some(now_unix);
+        Ok(id)
+    }
+
+    /// Adds an announce's byte deltas and completion to its user (gone users are ignored).
+    pub fn credit(&self, credit: Credit) {
+        if credit.user == 0 {
+            return;
+        }
+        if let Some(user) = self.lock().by_id.get_mut(&credit.user) {
+            user.uploaded = user.uploaded.saturating_add(credit.uploaded);
+            user.downloaded = user.downloaded.saturating_add(credit.downloaded);
+            user.completed += u64::from(credit.completed);
+        }
+    }
+
+    pub fn create(&self, name: &str, now_unix: u64) -> Result<User, UserError> {
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !valid {
+            return Err(UserError::BadName(name.to_owned()));
+        }
+        let mut inner = self.lock();
+        if inner.by_name.contains_key(name) {
+            return Err(UserError::Taken(name.to_owned()));
+        }
+        let user = User {
+            id: 0,
+            name: name.to_owned(),
+            passkey: Passkey::generate(),
+            created_unix: now_unix,
+            last_seen_unix: None,
+            uploaded: 0,
+            downloaded: 0,
+            completed: 0,
+            disabled: false,
+        };
+        Ok(inner.insert(user))
+    }
+
+    /// A new passkey for `name`; the old one is refused from now on.
+    pub fn rotate(&self, name: &str) -> Result<User, UserError> {
+        let mut inner = self.lock();
+        let id = inner.id(name)?;
+        let new_key = Passkey::generate();
+        let old_key = inner
+            .by_id
+            .get(&id)
+            .map(|u| u.passkey)
+            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        inner.by_passkey.remove(&old_key);
+        inner.revoked.insert(old_key, name.to_owned());
+        inner.by_passkey.insert(new_key, id);
+        let user = inner
+            .by_id
+            .get_mut(&id)
+            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        user.passkey = new_key;
+        Ok(user.clone())
+    }
+
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, UserError> {
+        let mut inner = self.lock();
+        let id = inner.id(name)?;
+        let user = inner
+            .by_id
+            .get_mut(&id)
+            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        user.disabled = disabled;
+        Ok(user.clone())
+    }
+
+    /// Removes a user; their passkey is refused as revoked from now on.
+    pub fn delete(&self, name: &str) -> Result<User, UserError> {
+        let mut inner = self.lock();
+        let id = inner.id(name)?;
+        let user = inner
+            .by_id
+            .remove(&id)
+            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        inner.by_name.remove(name);
+        inner.by_passkey.remove(&user.passkey);
+        inner.revoked.insert(user.passkey, user.name.clone());
+        Ok(user)
+    }
+
+    /// Every user, sorted by name.
+    pub fn list(&self) -> Vec<User> {
+        let mut users: Vec<User> = self.lock().by_id.values().cloned().collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        users
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<UserId> {
+        self.lock().by_name.get(name).copied()
+    }
+
+    /// Everything worth saving: the users and the revoked passkeys.
+    pub fn snapshot(&self) -> (Vec<User>, Vec<(Passkey, String)>) {
+        let users = self.list();
+        let inner = self.lock();
+        let mut revoked: Vec<_> = inner.revoked.iter().map(|(k, n)| (*k, n.clone())).collect();
+        revoked.sort();
+        (users, revoked)
+    }
+
+    /// Puts loaded users in place (startup only), keeping their ids (peers refer to them).
+    pub fn restore(&self, users: Vec<User>, revoked: Vec<(Passkey, String)>) {
+        let mut inner = self.lock();
+        inner.revoked.extend(revoked);
+        for user in users {
+            inner.last_id = inner.last_id.max(user.id);
+            inner.by_name.insert(user.name.clone(), user.id);
+            inner.by_passkey.insert(user.passkey, user.id);
+            inner.revoked.remove(&user.passkey);
+            inner.by_id.insert(user.id, user);
+        }
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, mut user: User) -> User {
+        self.last_id += 1;
+        user.id = self.last_id;
+        self.by_name.insert(user.name.clone(), user.id);
+        self.by_passkey.insert(user.passkey, user.id);
+        self.revoked.remove(&user.passkey);
+        self.by_id.insert(user.id, user.clone());
+        user
+    }
+
+    fn id(&self, name: &str) -> Result<UserId, UserError> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| UserError::NotFound(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    #[test]
+    fn passkeys_are_32_alphanumerics_and_differ() {
+        let a = Passkey::generate();
+        let b = Passkey::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(Passkey::parse(a.as_str()), Some(a));
+        assert_eq!(Passkey::parse("short"), None);
+        assert_eq!(Passkey::parse(&"../".repeat(11)[..32]), None);
+        assert!(
+            !format!("{a:?}").contains(a.as_str()),
+            "debug output hides the secret"
+        );
+    }
+
+    #[test]
+    fn a_created_user_resolves_by_passkey() {
+        let users = Users::default();
+        let alice = users.create("alice", NOW).unwrap();
+        assert_eq!(
+            users.resolve(Some(alice.passkey.as_str()), NOW + 5),
+            Ok(alice.id)
+        );
+        assert_eq!(users.list()[0].last_seen_unix, Some(NOW + 5));
+        assert_eq!(users.resolve(None, NOW), Err(ProtocolError::InvalidPasskey));
+        assert_eq!(
+            users.resolve(Some(Passkey::generate().as_str()), NOW),
+            Err(ProtocolError::InvalidPasskey)
+        );
+        assert_eq!(
+            users.create("alice", NOW),
+            Err(UserError::Taken("alice".into()))
+        );
+        assert!(matches!(
+            users.create("bad name", NOW),
+            Err(UserError::BadName(_))
+        ));
+        assert!(matches!(users.create("", NOW), Err(UserError::BadName(_))));
+    }
+
+    #[test]
+    fn rotating_revokes_the_old_passkey_at_once() {
+        let users = Users::default();
+        let old = users.create("bob", NOW).unwrap();
+        let new = users.rotate("bob").unwrap();
+        assert_ne!(old.passkey, new.passkey);
+        assert_eq!(
+            users.resolve(Some(old.passkey.as_str()), NOW),
+            Err(ProtocolError::PasskeyRevoked)
+        );
+        assert_eq!(users.resolve(Some(new.passkey.as_str()), NOW), Ok(old.id));
+    }
+
+    #[test]
+    fn disabled_and_deleted_users_are_revoked() {
+        let users = Users::default();
+        let carol = users.create("carol", NOW).unwrap();
+        users.set_disabled("carol", true).unwrap();
+        assert_eq!(
+            users.resolve(Some(carol.passkey.as_str()), NOW),
+            Err(ProtocolError::PasskeyRevoked)
+        );
+        users.set_disabled("carol", false).unwrap();
+        assert!(users.resolve(Some(carol.passkey.as_str()), NOW).is_ok());
+        users.delete("carol").unwrap();
+        assert_eq!(
+            users.resolve(Some(carol.passkey.as_str()), NOW),
+            Err(ProtocolError::PasskeyRevoked)
+        );
+        assert_eq!(
+            users.delete("carol"),
+            Err(UserError::NotFound("carol".into()))
+        );
+    }
+
+    #[test]
+    fn credit_adds_to_the_user_and_ignores_nobody() {
+        let users = Users::default();
+        let dave = users.create("dave", NOW).unwrap();
+        users.credit(Credit {
+            user: dave.id,
+            uploaded: 10,
+            downloaded: 20,
+            completed: true,
+        });
+        users.credit(Credit {
+            user: dave.id,
+            uploaded: 5,
+            downloaded: 0,
+            completed: false,
+        });
+        users.credit(Credit {
+            user: 0,
+            uploaded: 99,
+            downloaded: 99,
+            completed: true,
+        });
+        let dave = &users.list()[0];
+        assert_eq!(
+            (dave.uploaded, dave.downloaded, dave.completed),
+            (15, 20, 1)
+        );
+    }
+
+    #[test]
+    fn snapshot_and_restore_keep_users_and_revocations() {
+        let users = Users::default();
+        let erin = users.create("erin", NOW).unwrap();
+        let rotated = users.rotate("erin").unwrap();
+        users.credit(Credit {
+            user: erin.id,
+            uploaded: 7,
+            downloaded: 8,
+            completed: false,
+        });
+        let (list, revoked) = users.snapshot();
+        let copy = Users::default();
+        copy.restore(list, revoked);
+        assert_eq!(
+            copy.resolve(Some(erin.passkey.as_str()), NOW),
+            Err(ProtocolError::PasskeyRevoked)
+        );
+        let id = copy.resolve(Some(rotated.passkey.as_str()), NOW).unwrap();
+        assert_eq!(copy.id_of("erin"), Some(id));
+        assert_eq!(copy.list()[0].uploaded, 7);
+    }
+}
