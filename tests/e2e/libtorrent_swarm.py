@@ -8,15 +8,21 @@ original, then polls the tracker's JSON scrape until it counts the completion (d
 complete 2). On success it prints `info_hash <40 hex>` and exits 0; on failure it prints what it
 saw (libtorrent alerts, tracker replies and errors) and exits 1.
 
+With a REGISTER command, the torrent is written to WORK_DIR/swarm.torrent and registered first by
+running that command with the file's path appended (for a tracker that serves registered torrents
+only); the command must exit 0.
+
 Run with Debian's interpreter, which has python3-libtorrent (2.0):
 
-    /usr/bin/python3 tests/e2e/libtorrent_swarm.py http://127.0.0.1:PORT/announce WORK_DIR
+    /usr/bin/python3 tests/e2e/libtorrent_swarm.py ANNOUNCE_URL WORK_DIR [REGISTER COMMAND...]
 
-The integration test `e2e::a_real_client_downloads_through_the_tracker` runs it.
+The integration tests `e2e::a_real_client_downloads_through_the_tracker` and
+`e2e::a_real_client_downloads_through_a_private_tracker_with_a_passkey` run it.
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -54,7 +60,7 @@ LOG = []  # "time client alert: message" of both clients, in the order they were
 class Client:
     """One libtorrent session on 127.0.0.1 with a single torrent."""
 
-    def __init__(self, name, torrent, save_path):
+    def __init__(self, name, torrent, save_path, announce_url):
         self.name = name
         self.replies = 0  # successful announces
         self.peers_from_tracker = 0  # most peers one announce reply gave
@@ -70,6 +76,10 @@ class Client:
                 "alert_mask": ALERTS,
                 "user_agent": "tinytracker-e2e/" + lt.__version__,
                 "stop_tracker_timeout": 2,
+                # libtorrent 2.0's SSRF mitigation only lets a tracker on a loopback address be
+                # reached at a path that starts with /announce, which rules out the passkey form
+                # /<passkey>/announce here. A tracker on a real address is not affected.
+                "ssrf_mitigation": urllib.parse.urlsplit(announce_url).path == "/announce",
             }
         )
         self.handle = self.session.add_torrent({"ti": torrent, "save_path": save_path})
@@ -121,6 +131,8 @@ def make_torrent(announce_url, data_dir):
     lt.set_piece_hashes(creator, data_dir)
     encoded = lt.bencode(creator.generate())
     torrent = lt.torrent_info(lt.bdecode(encoded))
+    with open(os.path.join(os.path.dirname(data_dir), "swarm.torrent"), "wb") as f:
+        f.write(encoded)
     if not torrent.priv():
         raise Failure("the torrent is not private")
     if [t.url for t in torrent.trackers()] != [announce_url]:
@@ -149,7 +161,7 @@ def scrape(announce_url, info_hash):
         return json.load(reply)
 
 
-def run(announce_url, work_dir):
+def run(announce_url, work_dir, register_command):
     seed_dir = os.path.join(work_dir, "seeder")
     leech_dir = os.path.join(work_dir, "leecher")
     os.makedirs(seed_dir)
@@ -159,16 +171,22 @@ def run(announce_url, work_dir):
     info_hex = info_hash.hex()
     print("libtorrent %s, private torrent %s: %d bytes in %d pieces"
           % (lt.__version__, info_hex, DATA_SIZE, torrent.num_pieces()))
+    if register_command:
+        command = register_command + [os.path.join(work_dir, "swarm.torrent")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        print("registered: %s" % done.stdout.strip())
+        if done.returncode != 0:
+            raise Failure("registering failed (%d): %s %s" % (done.returncode, done.stdout, done.stderr))
 
     clients = []
     try:
-        seeder = Client("seeder", torrent, seed_dir)
+        seeder = Client("seeder", torrent, seed_dir, announce_url)
         clients.append(seeder)
         # The seeder must be in the tracker's swarm before the leecher's first announce,
         # since the tracker is the only way the leecher can learn of it.
         wait_until("the seeder to check its data and announce", 30, clients,
                    lambda: seeder.status().is_seeding and seeder.replies > 0)
-        leecher = Client("leecher", torrent, leech_dir)
+        leecher = Client("leecher", torrent, leech_dir, announce_url)
         clients.append(leecher)
         print("seeder on 127.0.0.1:%d, leecher on 127.0.0.1:%d" % (
             seeder.session.listen_port(), leecher.session.listen_port()))
@@ -215,12 +233,12 @@ def run(announce_url, work_dir):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    announce_url, work_dir = sys.argv[1], sys.argv[2]
+    announce_url, work_dir, register_command = sys.argv[1], sys.argv[2], sys.argv[3:]
     try:
-        run(announce_url, work_dir)
+        run(announce_url, work_dir, register_command)
     except Failure as e:
         print("FAILED: %s" % e, file=sys.stderr)
         sys.exit(1)

@@ -17,41 +17,9 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 #[test]
 fn a_real_client_downloads_through_the_tracker() {
-    require_python(
-        SYSTEM_PYTHON,
-        "libtorrent",
-        "install Debian's python3-libtorrent (apt-get install python3-libtorrent)",
-    );
     let tracker = Tracker::start(&["--log-level", "debug"]);
-    let work = tempfile::tempdir().expect("temp dir");
     let announce_url = format!("http://{}/announce", tracker.addr);
-
-    // The script seeds a private torrent from one libtorrent session and downloads it with another;
-    // they can only find each other through the tracker. It checks the bytes and the tracker's scrape.
-    let swarm = run(
-        Command::new(SYSTEM_PYTHON)
-            .arg("-u")
-            .arg(script("libtorrent_swarm.py"))
-            .arg(&announce_url)
-            .arg(work.path()),
-        Duration::from_secs(240),
-        work.path(),
-        "libtorrent_swarm",
-    );
-    assert!(
-        swarm.status.success(),
-        "the libtorrent swarm failed ({}):\n{}\ntracker log:\n{}",
-        swarm.status,
-        swarm.output(),
-        tracker.stderr()
-    );
-
-    let info_hash = swarm
-        .stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("info_hash "))
-        .map(unhex)
-        .unwrap_or_else(|| panic!("the script printed no info hash:\n{}", swarm.output()));
+    let info_hash = download_through(&tracker, &announce_url, &[]);
     // The clients have quit by now; the completion stays counted.
     let scrape = tracker
         .get(&format!("/scrape?info_hash={}", escape(&info_hash)))
@@ -70,6 +38,73 @@ fn a_real_client_downloads_through_the_tracker() {
         "the tracker did not count the download: {}",
         describe(&scrape)
     );
+}
+
+#[test]
+fn a_real_client_downloads_through_a_private_tracker_with_a_passkey() {
+    let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
+    let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
+    let announce_url = user["announce_url"]
+        .as_str()
+        .expect("announce_url")
+        .to_owned();
+    assert!(announce_url.ends_with("/announce"), "{announce_url}");
+    let base = format!("http://{}", tracker.addr);
+    // The torrent is registered with add-torrent-info before either client starts.
+    let register = [
+        env!("CARGO_BIN_EXE_add-torrent-info"),
+        "--tracker",
+        base.as_str(),
+    ];
+    let info_hash = download_through(&tracker, &announce_url, &register);
+
+    let stats = tracker.get("/stats").json();
+    assert_eq!(stats[hex(&info_hash)]["stats"]["completed"], 1, "{stats}");
+    let users = tracker.get("/users").json();
+    let e2e = &users["users"][0];
+    assert_eq!(e2e["completed"], 1, "{users}");
+    let data_size = 3 * 1024 * 1024 + 12345;
+    assert!(
+        e2e["downloaded"].as_u64().unwrap() >= data_size,
+        "the leecher's bytes are credited: {users}"
+    );
+}
+
+/// Runs the libtorrent seeder and leecher against `announce_url`, after `register` (a command
+/// given the torrent's path) when not empty. Returns the torrent's info hash.
+fn download_through(tracker: &Tracker, announce_url: &str, register: &[&str]) -> Vec<u8> {
+    require_python(
+        SYSTEM_PYTHON,
+        "libtorrent",
+        "install Debian's python3-libtorrent (apt-get install python3-libtorrent)",
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    // The script seeds a private torrent from one libtorrent session and downloads it with another;
+    // they can only find each other through the tracker. It checks the bytes and the tracker's scrape.
+    let swarm = run(
+        Command::new(SYSTEM_PYTHON)
+            .arg("-u")
+            .arg(script("libtorrent_swarm.py"))
+            .arg(announce_url)
+            .arg(work.path())
+            .args(register),
+        Duration::from_secs(240),
+        work.path(),
+        "libtorrent_swarm",
+    );
+    assert!(
+        swarm.status.success(),
+        "the libtorrent swarm failed ({}):\n{}\ntracker log:\n{}",
+        swarm.status,
+        swarm.output(),
+        tracker.stderr()
+    );
+    swarm
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("info_hash "))
+        .map(unhex)
+        .unwrap_or_else(|| panic!("the script printed no info hash:\n{}", swarm.output()))
 }
 
 /// The multi-file torrent's info hash. Its bytes `25 32 45` have the legacy text form `%2E`: a literal

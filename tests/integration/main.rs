@@ -7,4 +7,5 @@ mod admin;
 mod announce;
 mod e2e;
 mod persistence;
+mod private;
 mod scrape;
