@@ -21,6 +21,8 @@ pub enum CallError {
     BadUrl(String),
     #[error("tracker answered {status} with an unexpected body: {message}")]
     BadBody { status: u16, message: String },
+    #[error("{0}")]
+    Other(String),
 }
 
 impl CallError {
@@ -92,7 +94,14 @@ impl AdminClient {
         let mut response = match result {
             Ok(response) => response,
             Err(ureq::Error::BadUri(uri)) => return Err(CallError::BadUrl(uri)),
-            Err(e) => return Err(CallError::Transport(transport_message(&e))),
+            Err(
+                e @ (ureq::Error::Io(_)
+                | ureq::Error::Timeout(_)
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::HostNotFound),
+            ) => return Err(CallError::Transport(transport_message(&e))),
+            // TLS, redirects, protocol errors: trying again would not help.
+            Err(e) => return Err(CallError::Other(e.to_string())),
         };
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();

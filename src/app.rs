@@ -64,9 +64,11 @@ impl App {
         let _one_at_a_time = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let now = self.now();
+        // Users first: an announce racing the save then leaves at most its own credit unsaved,
+        // never a peer baseline older than a total that already includes it (a double credit).
+        let (users, revoked) = self.users.snapshot();
         let snapshot = self.swarm.snapshot(now);
         let peers = snapshot.iter().map(|t| t.peers.len()).sum();
-        let (users, revoked) = self.users.snapshot();
         let file = state::to_file(&snapshot, &users, &revoked, now);
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;

@@ -97,12 +97,21 @@ pub struct DecodeError {
 
 /// Decodes exactly one value that spans the whole input.
 pub fn decode(input: &[u8]) -> Result<Value<'_>, DecodeError> {
-    let mut decoder = Decoder { input, at: 0 };
-    let value = decoder.value(0)?;
-    if decoder.at != input.len() {
-        return Err(decoder.error("trailing data after the end"));
+    let (value, end) = decode_prefix(input)?;
+    if end != input.len() {
+        return Err(DecodeError {
+            offset: end,
+            what: "trailing data after the end",
+        });
     }
     Ok(value)
+}
+
+/// Decodes one value at the start of the input; also returns where it ends.
+pub fn decode_prefix(input: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
+    let mut decoder = Decoder { input, at: 0 };
+    let value = decoder.value(0)?;
+    Ok((value, decoder.at))
 }
 
 struct Decoder<'a> {
@@ -166,7 +175,8 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    /// Digits up to `end` (consumed): an optional `-`, no leading zeros, no `-0`, within i64.
+    /// Digits up to `end` (consumed): an optional `-`, within i64. Leading zeros, which BEP 3
+    /// forbids, are read anyway, as libtorrent does: files in the wild have them.
     fn integer(&mut self, end: u8) -> Result<i64, DecodeError> {
         let start = self.at;
         let rest = &self.input[start..];
@@ -176,11 +186,7 @@ impl<'a> Decoder<'a> {
         })?;
         let text = &rest[..len];
         let digits = text.strip_prefix(b"-").unwrap_or(text);
-        let canonical = !digits.is_empty()
-            && digits.iter().all(u8::is_ascii_digit)
-            && (digits == b"0" || digits[0] != b'0')
-            && text != b"-0";
-        if !canonical {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(self.error("malformed integer"));
         }
         let value = std::str::from_utf8(text)
@@ -245,8 +251,8 @@ mod tests {
             (b"d4:info", 7, "unexpected end of data"),
             (b"d4:infoi1e", 10, "unexpected end of data"),
             (b"5:abc", 0, "byte string runs past the end of data"),
-            (b"i01e", 1, "malformed integer"),
-            (b"i-0e", 1, "malformed integer"),
+            (b"i-e", 1, "malformed integer"),
+            (b"i--1e", 1, "malformed integer"),
             (b"i1x2e", 1, "malformed integer"),
             (b"i99999999999999999999e", 1, "integer out of range"),
             (b"di1ei2ee", 1, "dictionary key is not a byte string"),
@@ -260,6 +266,18 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn leading_zeros_are_read_as_real_files_have_them() {
+        assert_eq!(decode(b"i007e").unwrap().as_int(), Some(7));
+        assert_eq!(decode(b"03:abc").unwrap().as_bytes(), Some(&b"abc"[..]));
+    }
+
+    #[test]
+    fn a_prefix_decodes_and_says_where_it_ends() {
+        let (value, end) = decode_prefix(b"i5e\n").unwrap();
+        assert_eq!((value.as_int(), end), (Some(5), 3));
     }
 
     #[test]

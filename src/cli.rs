@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -207,15 +208,15 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Refuse announces and scrapes for torrents that were not registered (add-torrent-info, the admin API).
-    #[arg(long, env = "TINYTRACKER_REGISTERED_ONLY")]
+    #[arg(long, env = "TINYTRACKER_REGISTERED_ONLY", value_parser = BoolishValueParser::new())]
     pub registered_only: bool,
 
     /// Require a valid user passkey on every announce and scrape (/PASSKEY/announce or ?passkey=).
-    #[arg(long, env = "TINYTRACKER_REQUIRE_PASSKEY")]
+    #[arg(long, env = "TINYTRACKER_REQUIRE_PASSKEY", value_parser = BoolishValueParser::new())]
     pub require_passkey: bool,
 
     /// Private tracker: --registered-only and --require-passkey together.
-    #[arg(long, env = "TINYTRACKER_PRIVATE")]
+    #[arg(long, env = "TINYTRACKER_PRIVATE", value_parser = BoolishValueParser::new())]
     pub private: bool,
 
     /// Base URL clients reach the tracker at, for the announce URLs handed to new users

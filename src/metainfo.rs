@@ -48,8 +48,9 @@ pub enum MetainfoError {
 }
 
 /// Parses a `.torrent` file's bytes.
+/// Bytes after the top-level dictionary (a trailing newline, say) are ignored, as libtorrent does.
 pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-    let top = bencode::decode(bytes)?;
+    let (top, _end) = bencode::decode_prefix(bytes)?;
     if top.as_dict().is_none() {
         return Err(MetainfoError::NotADictionary);
     }
@@ -292,6 +293,14 @@ mod tests {
         assert_eq!(meta.v1, None);
         assert_eq!(meta.v2, Some(Sha256::digest(info).into()));
         assert_eq!((meta.size, meta.file_count), (7, 1));
+    }
+
+    #[test]
+    fn trailing_bytes_after_the_file_are_ignored() {
+        let mut file = torrent(&single_file_info(&[]), &[]);
+        let plain = parse(&file).unwrap();
+        file.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&file).unwrap(), plain);
     }
 
     #[test]

@@ -139,12 +139,16 @@ fn text(value: &Value) -> String {
 }
 
 fn user_card(user: &Value) -> String {
-    format!(
-        "user      {}\npasskey   {}\nannounce  {}",
+    let url = text(&user["announce_url"]);
+    let mut card = format!(
+        "user      {}\npasskey   {}\nannounce  {url}",
         text(&user["name"]),
         text(&user["passkey"]),
-        text(&user["announce_url"])
-    )
+    );
+    if url.contains("://localhost") || url.contains("://127.") || url.contains("://[::1]") {
+        card.push_str("\nnote      start the tracker with --public-url so this URL names an address clients reach");
+    }
+    card
 }
 
 fn users_table(answer: &Value) -> String {

@@ -262,4 +262,103 @@ mod tests {
         assert_eq!(inputs[2], Input::Magnet("magnet:?xt=urn:btih:ab".into()));
         assert_eq!(inputs.len(), 3);
     }
+
+    /// A one-shot HTTP server on 127.0.0.1:0 that answers each connection with the next reply.
+    fn serve(replies: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<usize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut served = 0;
+            for (status, body) in replies {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(body.as_bytes()).unwrap();
+                served += 1;
+            }
+            served
+        });
+        (url, handle)
+    }
+
+    fn payload() -> AddTorrentInfo {
+        AddTorrentInfo {
+            info_hash: "ab".repeat(20),
+            ..AddTorrentInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_5xx_is_retried_with_doubling_delays() {
+        let ok = r#"{"message":"Torrent info added successfully","info_hash":"ab","created":true}"#;
+        let (url, server) = serve(vec![(503, r#"{"error":"busy"}"#), (500, "oops"), (200, ok)]);
+        let registrar = Registrar::new(
+            &url,
+            None,
+            Duration::from_secs(5),
+            3,
+            Duration::from_millis(10),
+        );
+        let mut waits = Vec::new();
+        let reply = registrar.register(&payload(), &mut |_, why, wait| {
+            waits.push((why.to_owned(), wait))
+        });
+        assert!(reply.unwrap().created);
+        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(
+            waits.iter().map(|(_, w)| w.as_millis()).collect::<Vec<_>>(),
+            vec![10, 20]
+        );
+        assert!(
+            waits[0].0.contains("503") && waits[0].0.contains("busy"),
+            "{waits:?}"
+        );
+    }
+
+    #[test]
+    fn a_4xx_is_final_and_retries_are_bounded() {
+        let (url, server) = serve(vec![(403, r#"{"error":"no token"}"#)]);
+        let registrar = Registrar::new(
+            &url,
+            None,
+            Duration::from_secs(5),
+            3,
+            Duration::from_millis(1),
+        );
+        let mut retries = 0;
+        let err = registrar
+            .register(&payload(), &mut |_, _, _| retries += 1)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RegisterError::Rejected {
+                status: 403,
+                message: "no token".into()
+            }
+        );
+        assert_eq!((retries, server.join().unwrap()), (0, 1));
+
+        let (url, server) = serve(vec![(502, "a"), (502, "b"), (502, "c")]);
+        let registrar = Registrar::new(
+            &url,
+            None,
+            Duration::from_secs(5),
+            2,
+            Duration::from_millis(1),
+        );
+        let err = registrar
+            .register(&payload(), &mut |_, _, _| {})
+            .unwrap_err();
+        assert!(
+            matches!(err, RegisterError::Unavailable(ref m) if m.contains("after 3 attempts")),
+            "{err}"
+        );
+        assert_eq!(server.join().unwrap(), 3);
+    }
 }

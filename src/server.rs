@@ -159,7 +159,11 @@ fn handle(app: &App, mut request: Request) {
             };
             catch_unwind(AssertUnwindSafe(|| reply_to(app, route, &incoming, body))).unwrap_or_else(
                 |_| {
-                    error!("handler panicked on {} {}", incoming.method, incoming.path);
+                    error!(
+                        "handler panicked on {} {}",
+                        incoming.method,
+                        redact(incoming.path)
+                    );
                     Reply::json(500, &json!({ "error": "internal error" }))
                 },
             )
@@ -187,18 +191,30 @@ fn handle(app: &App, mut request: Request) {
     }
 }
 
-/// A path with any passkey in it hidden, for logs.
+/// A path for logs: any run of 32 or more letters and digits (a passkey, wherever it was put)
+/// is replaced by `…`.
 fn redact(path: &str) -> String {
-    match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
-        Some((_, rest @ ("announce" | "scrape"))) => format!("/…/{rest}"),
-        _ => path.to_owned(),
+    let mut out = String::with_capacity(path.len());
+    let mut run = String::new();
+    for c in path.chars().chain(std::iter::once('/')) {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= 32 { "…" } else { &run });
+        run.clear();
+        out.push(c);
     }
+    out.pop();
+    out
 }
 
 /// The route, once the method fits and an admin caller is allowed (404, 405 and 403 otherwise).
 fn checked_route(app: &App, req: &Incoming) -> Result<Route, AdminError> {
     let route = routes::resolve(req.method.as_str(), req.path)?;
-    if route.is_admin() {
+    // With passkeys required, the list of every torrent is for operators only.
+    let admin_only = route.is_admin() || (route == Route::Stats && app.config.require_passkey);
+    if admin_only {
         let client = req.client.known.then_some(req.client.ip);
         admin::check_access(
             client,
@@ -289,7 +305,10 @@ fn passkey_user(
         (None, None) => None,
     };
     match passkey {
-        Some(key) => app.users.resolve(Some(&key), now),
+        Some(key) if app.config.require_passkey => app.users.resolve(Some(&key), now),
+        // Passkeys are optional: a valid one still gets its user credited, anything else
+        // (a reverse-proxy path prefix, say) is ignored as the open tracker always did.
+        Some(key) => Ok(app.users.resolve(Some(&key), now).unwrap_or(0)),
         None if app.config.require_passkey => Err(ProtocolError::InvalidPasskey),
         None => Ok(0),
     }
@@ -409,4 +428,25 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, AdminError> {
 fn header_line(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes())
         .expect("static header names and values are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passkeys_are_hidden_wherever_they_are_in_a_path() {
+        let key = "Xq3vT9kLm2Pw8RzA4bNc7YdE1fGh6JsU";
+        for path in [
+            format!("/{key}/announce"),
+            format!("/{key}/Announce;x"),
+            format!("/{key}"),
+            format!("/a/{key}/announce/"),
+        ] {
+            assert!(!redact(&path).contains(key), "{path}");
+            assert!(redact(&path).contains('…'), "{path}");
+        }
+        assert_eq!(redact("/announce"), "/announce");
+        assert_eq!(redact("/users/alice/rotate"), "/users/alice/rotate");
+    }
 }

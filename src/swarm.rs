@@ -49,7 +49,11 @@ pub struct InfoUpdate {
     pub created_by: Option<String>,
 }
 
-/// A peer as stored. Identified by its address, so a client restarting with a new peer id replaces itself.
+/// What identifies a peer: its address, and the user whose passkey it announced with (0: none).
+/// A client restarting with a new peer id replaces itself; two users behind one address stay apart.
+pub type PeerKey = (SocketAddr, UserId);
+
+/// A peer as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub addr: SocketAddr,
@@ -83,6 +87,9 @@ impl Peer {
     pub fn is_seeder(&self) -> bool {
         self.left == 0
     }
+    pub fn key(&self) -> PeerKey {
+        (self.addr, self.user)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,8 +104,8 @@ struct Slot {
 struct PeerSet {
     seeders: Vec<Peer>,
     leechers: Vec<Peer>,
-    index: HashMap<SocketAddr, Slot>,
-    expiry: BinaryHeap<Reverse<(u64, SocketAddr)>>,
+    index: HashMap<PeerKey, Slot>,
+    expiry: BinaryHeap<Reverse<(u64, PeerKey)>>,
 }
 
 impl PeerSet {
@@ -106,8 +113,8 @@ impl PeerSet {
         self.index.len()
     }
 
-    fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut Peer> {
-        let slot = *self.index.get(addr)?;
+    fn get_mut(&mut self, key: &PeerKey) -> Option<&mut Peer> {
+        let slot = *self.index.get(key)?;
         self.list_mut(slot.seeder).get_mut(slot.at)
     }
 
@@ -120,43 +127,43 @@ impl PeerSet {
     }
 
     fn insert(&mut self, peer: Peer) {
-        self.expiry.push(Reverse((peer.queued_at_unix, peer.addr)));
+        self.expiry.push(Reverse((peer.queued_at_unix, peer.key())));
         self.place(peer);
     }
 
     fn place(&mut self, peer: Peer) {
         let seeder = peer.is_seeder();
-        let addr = peer.addr;
+        let key = peer.key();
         let list = self.list_mut(seeder);
         list.push(peer);
         let at = list.len() - 1;
-        self.index.insert(addr, Slot { seeder, at });
+        self.index.insert(key, Slot { seeder, at });
     }
 
-    fn remove(&mut self, addr: &SocketAddr) -> Option<Peer> {
-        let slot = self.index.remove(addr)?;
+    fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
+        let slot = self.index.remove(key)?;
         let list = self.list_mut(slot.seeder);
         if slot.at >= list.len() {
             return None;
         }
         let peer = list.swap_remove(slot.at);
         if let Some(moved) = list.get(slot.at) {
-            let moved_addr = moved.addr;
-            self.index.insert(moved_addr, slot);
+            let moved_key = moved.key();
+            self.index.insert(moved_key, slot);
         }
         Some(peer)
     }
 
     /// Moves a peer between seeders and leechers after its `left` changed.
-    fn refile(&mut self, addr: &SocketAddr) {
-        let Some(slot) = self.index.get(addr).copied() else {
+    fn refile(&mut self, key: &PeerKey) {
+        let Some(slot) = self.index.get(key).copied() else {
             return;
         };
         let Some(seeder_now) = self.list_mut(slot.seeder).get(slot.at).map(Peer::is_seeder) else {
             return;
         };
         if seeder_now != slot.seeder {
-            if let Some(peer) = self.remove(addr) {
+            if let Some(peer) = self.remove(key) {
                 self.place(peer);
             }
         }
@@ -166,23 +173,23 @@ impl PeerSet {
     /// (its `queued_at_unix`); a refreshed peer is queued again at its newer time, stale entries are skipped.
     fn expire(&mut self, cutoff_unix: u64) -> usize {
         let mut removed = 0;
-        while let Some(Reverse((queued, addr))) = self.expiry.peek().copied() {
+        while let Some(Reverse((queued, key))) = self.expiry.peek().copied() {
             if queued > cutoff_unix {
                 break;
             }
             self.expiry.pop();
-            let Some(peer) = self.get_mut(&addr) else {
+            let Some(peer) = self.get_mut(&key) else {
                 continue;
             };
             if peer.queued_at_unix != queued {
                 continue;
             }
             if peer.last_seen_unix <= cutoff_unix {
-                self.remove(&addr);
+                self.remove(&key);
                 removed += 1;
             } else {
                 peer.queued_at_unix = peer.last_seen_unix;
-                let requeue = Reverse((peer.last_seen_unix, addr));
+                let requeue = Reverse((peer.last_seen_unix, key));
                 self.expiry.push(requeue);
             }
         }
@@ -194,7 +201,7 @@ impl PeerSet {
 
     /// Up to `want` peers other than `exclude`, chosen at random in O(want): a random start
     /// and a random stride coprime with the candidate count visit distinct candidates.
-    fn sample(&self, want: usize, exclude: &SocketAddr, leechers_only: bool) -> Vec<AnnouncePeer> {
+    fn sample(&self, want: usize, exclude: &PeerKey, leechers_only: bool) -> Vec<AnnouncePeer> {
         let seeders: &[Peer] = if leechers_only { &[] } else { &self.seeders };
         let total = seeders.len() + self.leechers.len();
         let at = |i: usize| {
@@ -219,7 +226,7 @@ impl PeerSet {
         let mut i = start;
         for _ in 0..total {
             let peer = at(i);
-            if peer.addr != *exclude {
+            if peer.key() != *exclude {
                 out.push(AnnouncePeer {
                     peer_id: peer.peer_id,
                     addr: peer.addr,
@@ -351,13 +358,14 @@ impl Swarm {
             .or_insert_with(|| Torrent::first_seen(now_unix));
         torrent.peers.expire(cutoff);
 
-        if torrent.peers.get_mut(&req.addr).is_none() {
+        let key = (req.addr, user);
+        if torrent.peers.get_mut(&key).is_none() {
             let mut peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
             // A new peer's counters are its baseline: nothing is credited for them.
             (peer.uploaded, peer.downloaded, peer.user) = (req.uploaded, req.downloaded, user);
             torrent.peers.insert(peer);
         }
-        let Some(peer) = torrent.peers.get_mut(&req.addr) else {
+        let Some(peer) = torrent.peers.get_mut(&key) else {
             let counts = torrent.counts();
             return Ok((
                 self.answer(counts, interval_secs, Vec::new()),
@@ -368,13 +376,11 @@ impl Swarm {
             user,
             ..Credit::default()
         };
-        if peer.user == user {
-            // Counters are cumulative; one that went down means the client restarted (new baseline).
-            credit.uploaded = req.uploaded.saturating_sub(peer.uploaded);
-            credit.downloaded = req.downloaded.saturating_sub(peer.downloaded);
-        } else {
-            // Another passkey on the same address: its bytes so far move to nobody.
-            peer.user = user;
+        // Counters are cumulative; one that went down means the client restarted, and then
+        // both are a new baseline.
+        if req.uploaded >= peer.uploaded && req.downloaded >= peer.downloaded {
+            credit.uploaded = req.uploaded - peer.uploaded;
+            credit.downloaded = req.downloaded - peer.downloaded;
         }
         peer.peer_id = req.peer_id;
         peer.uploaded = req.uploaded;
@@ -388,19 +394,19 @@ impl Swarm {
         }
 
         if req.event == Event::Stopped {
-            torrent.peers.remove(&req.addr);
+            torrent.peers.remove(&key);
             let counts = torrent.counts();
             return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
         }
         let is_seeder = req.left == 0;
-        torrent.peers.refile(&req.addr);
+        torrent.peers.refile(&key);
         let want = req
             .numwant
             .map_or(self.config.default_numwant, |n| {
                 n.min(usize::MAX as u64) as usize
             })
             .min(self.config.max_numwant);
-        let peers = torrent.peers.sample(want, &req.addr, is_seeder);
+        let peers = torrent.peers.sample(want, &key, is_seeder);
         Ok((self.answer(torrent.counts(), interval_secs, peers), credit))
     }
 
@@ -456,10 +462,10 @@ impl Swarm {
         Ok(out)
     }
 
-    /// Registers a torrent or updates its metadata. Returns whether it was new.
+    /// Registers a torrent or updates its metadata. Returns whether it was not registered before.
     pub fn register(&self, hash: InfoHash, update: InfoUpdate, now_unix: u64) -> bool {
         let mut shard = self.shard(&hash);
-        let created = !shard.contains_key(&hash);
+        let created = !shard.get(&hash).is_some_and(|t| t.registered);
         let torrent = shard
             .entry(hash)
             .or_insert_with(|| Torrent::first_seen(now_unix));
@@ -553,7 +559,7 @@ impl Swarm {
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
         for mut peer in snapshot.peers {
-            if peer.last_seen_unix > cutoff && !torrent.peers.index.contains_key(&peer.addr) {
+            if peer.last_seen_unix > cutoff && !torrent.peers.index.contains_key(&peer.key()) {
                 peer.queued_at_unix = peer.last_seen_unix;
                 torrent.peers.insert(peer);
             }
@@ -828,6 +834,14 @@ mod tests {
     }
 
     #[test]
+    fn registering_an_announced_torrent_counts_as_new() {
+        let swarm = Swarm::new(config());
+        ann(&swarm, &req(3, 1, 5, Event::Started), NOW);
+        assert!(swarm.register(hash(3), InfoUpdate::default(), NOW));
+        assert!(!swarm.register(hash(3), InfoUpdate::default(), NOW));
+    }
+
+    #[test]
     fn snapshot_and_restore_round_trip() {
         let swarm = Swarm::new(config());
         swarm.register(
@@ -928,29 +942,49 @@ mod tests {
     }
 
     #[test]
-    fn another_passkey_on_the_same_address_takes_no_bytes() {
+    fn two_users_behind_one_address_are_two_peers_with_their_own_bytes() {
+        let swarm = Swarm::new(config());
+        let announce = |up, user| {
+            swarm
+                .announce(
+                    &with_counters(req(1, 1, 5, Event::Periodic), up, 0),
+                    user,
+                    NOW,
+                )
+                .unwrap()
+        };
+        announce(0, 7);
+        announce(1000, 8);
+        let (resp, seven) = announce(300, 7);
+        assert_eq!((seven.user, seven.uploaded), (7, 300));
+        assert_eq!(resp.incomplete, 2, "one address, two users, two peers");
+        assert_eq!(
+            resp.peers.len(),
+            1,
+            "the other user's peer is handed out, not oneself"
+        );
+        assert_eq!(announce(1500, 8).1.uploaded, 500);
+    }
+
+    #[test]
+    fn one_counter_going_down_is_a_restart_for_both() {
         let swarm = Swarm::new(config());
         swarm
-            .announce(&with_counters(req(1, 1, 5, Event::Started), 0, 0), 7, NOW)
+            .announce(
+                &with_counters(req(1, 1, 5, Event::Started), 100, 100),
+                7,
+                NOW,
+            )
             .unwrap();
-        let other = swarm
+        let credit = swarm
             .announce(
-                &with_counters(req(1, 1, 5, Event::Periodic), 500, 500),
-                8,
+                &with_counters(req(1, 1, 5, Event::Started), 10, 400),
+                7,
                 NOW,
             )
             .unwrap()
             .1;
-        assert_eq!((other.user, other.uploaded, other.downloaded), (8, 0, 0));
-        let later = swarm
-            .announce(
-                &with_counters(req(1, 1, 5, Event::Periodic), 600, 500),
-                8,
-                NOW,
-            )
-            .unwrap()
-            .1;
-        assert_eq!((later.user, later.uploaded), (8, 100));
+        assert_eq!((credit.uploaded, credit.downloaded), (0, 0));
     }
 
     #[test]

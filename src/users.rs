@@ -230,8 +230,9 @@ impl Users {
 
     /// Everything worth saving: the users and the revoked passkeys.
     pub fn snapshot(&self) -> (Vec<User>, Vec<(Passkey, String)>) {
-        let users = self.list();
         let inner = self.lock();
+        let mut users: Vec<User> = inner.by_id.values().cloned().collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
         let mut revoked: Vec<_> = inner.revoked.iter().map(|(k, n)| (*k, n.clone())).collect();
         revoked.sort();
         (users, revoked)

@@ -305,8 +305,9 @@ fn prepare_file(
         name: Some(meta.name.clone()),
         size: Some(meta.size),
         piece_length: Some(meta.piece_length),
-        comment: Some(meta.comment.clone().unwrap_or_default()),
-        created_by: Some(meta.created_by.clone().unwrap_or_default()),
+        // Absent in the file: left out, so what the tracker already has stays.
+        comment: meta.comment.clone(),
+        created_by: meta.created_by.clone(),
         // The file's own date; like the Python client, "now" only when the file has none.
         creation_date: Some(meta.creation_date.unwrap_or(now)),
     };

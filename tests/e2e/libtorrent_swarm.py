@@ -154,9 +154,10 @@ def wait_until(what, deadline_secs, clients, done):
 
 
 def scrape(announce_url, info_hash):
-    """The tracker's JSON scrape of one torrent."""
-    base = announce_url.rsplit("/announce", 1)[0]
-    url = "%s/scrape?info_hash=%s&format=json" % (base, urllib.parse.quote(info_hash, safe=""))
+    """The tracker's JSON scrape of one torrent (BEP 48: the last "announce" becomes "scrape")."""
+    head, _, tail = announce_url.rpartition("announce")
+    url = "%sscrape%s%sinfo_hash=%s&format=json" % (
+        head, tail, "&" if "?" in tail else "?", urllib.parse.quote(info_hash, safe=""))
     with urllib.request.urlopen(url, timeout=10) as reply:
         return json.load(reply)
 

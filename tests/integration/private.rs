@@ -231,7 +231,7 @@ fn accounting_survives_a_tracker_restart_and_a_client_restart() {
 }
 
 #[test]
-fn another_passkey_on_the_same_address_does_not_take_the_bytes() {
+fn two_users_behind_one_address_keep_their_own_bytes() {
     let tracker = Tracker::start(&["--private"]);
     register(&tracker, 1);
     let dave = passkey(&create_user(&tracker, "dave"));
@@ -239,8 +239,17 @@ fn another_passkey_on_the_same_address_does_not_take_the_bytes() {
     announce_with(&tracker, &dave, 1, 7000, "&uploaded=0&left=10");
     announce_with(&tracker, &erin, 1, 7000, "&uploaded=5000&left=10");
     announce_with(&tracker, &dave, 1, 7000, "&uploaded=6000&left=10");
-    assert_eq!(user_totals(&tracker, "dave").0, 0);
-    assert_eq!(user_totals(&tracker, "erin").0, 0);
+    announce_with(&tracker, &erin, 1, 7000, "&uploaded=5500&left=10");
+    assert_eq!(
+        user_totals(&tracker, "dave").0,
+        6000,
+        "dave's own counter went from 0 to 6000"
+    );
+    assert_eq!(
+        user_totals(&tracker, "erin").0,
+        500,
+        "erin's first announce was her baseline"
+    );
 }
 
 #[test]
@@ -402,4 +411,98 @@ fn the_user_api_is_admin_only() {
             .status,
         403
     );
+}
+
+#[test]
+fn the_open_tracker_ignores_a_passkey_it_does_not_need() {
+    let tracker = Tracker::start(&[]);
+    let behind_proxy = announce_with(&tracker, "tracker", 1, 1, "&left=1");
+    assert_eq!(
+        failure(&behind_proxy),
+        None,
+        "a reverse-proxy prefix is not a passkey to refuse"
+    );
+    let junk = announce_with(&tracker, "", 1, 2, "&left=1&passkey=junk");
+    assert_eq!(failure(&junk), None);
+    let ivy = passkey(&create_user(&tracker, "ivy"));
+    announce_with(&tracker, &ivy, 1, 3, "&uploaded=10&left=1");
+    announce_with(&tracker, &ivy, 1, 3, "&uploaded=50&left=1");
+    assert_eq!(
+        user_totals(&tracker, "ivy").0,
+        40,
+        "a valid passkey is still credited"
+    );
+}
+
+#[test]
+fn stats_are_for_operators_when_passkeys_are_required() {
+    let tracker = Tracker::start(&["--trusted-proxy", "127.0.0.1"]);
+    let remote = [("X-Forwarded-For", "203.0.113.7")];
+    assert_eq!(
+        tracker.request("GET", "/stats", &remote, b"").status,
+        200,
+        "open: /stats is public"
+    );
+    let private = Tracker::start(&["--private", "--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(private.request("GET", "/stats", &remote, b"").status, 403);
+    assert_eq!(
+        private
+            .request("GET", "/stats", &[("X-Forwarded-For", "127.0.0.1")], b"")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn private_switches_read_1_and_true_from_the_environment() {
+    let tracker = Tracker::start_with_env(&[], &[("TINYTRACKER_PRIVATE", "1")]);
+    assert_eq!(
+        failure(&announce_with(&tracker, "", 1, 1, "")).as_deref(),
+        Some("invalid passkey")
+    );
+    let off = Tracker::start_with_env(&[], &[("TINYTRACKER_REQUIRE_PASSKEY", "false")]);
+    assert_eq!(failure(&announce_with(&off, "", 1, 1, "")), None);
+}
+
+#[test]
+fn users_survive_switching_private_mode_off_and_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut private = Tracker::start_in(dir.path(), &["--private"]);
+    register(&private, 1);
+    let jo = passkey(&create_user(&private, "jo"));
+    announce_with(&private, &jo, 1, 5, "&uploaded=0&left=1");
+    announce_with(&private, &jo, 1, 5, "&uploaded=70&left=1");
+    assert!(private.interrupt().success());
+
+    let mut open = Tracker::start_in(dir.path(), &[]);
+    assert_eq!(
+        failure(&announce_with(&open, "", 2, 6, "")),
+        None,
+        "open again: anything goes"
+    );
+    announce_with(&open, &jo, 1, 5, "&uploaded=100&left=1");
+    assert_eq!(user_totals(&open, "jo").0, 100);
+    assert!(open.interrupt().success());
+
+    let private = Tracker::start_in(dir.path(), &["--private"]);
+    assert_eq!(
+        failure(&announce_with(&private, &jo, 1, 5, "&uploaded=100&left=1")),
+        None
+    );
+    assert_eq!(
+        failure(&announce_with(&private, &jo, 2, 6, "")).as_deref(),
+        Some("unregistered torrent")
+    );
+    assert_eq!(user_totals(&private, "jo").0, 100);
+}
+
+#[test]
+fn an_unknown_path_with_a_passkey_in_it_is_logged_without_it() {
+    let tracker = Tracker::start(&["--log-level", "debug"]);
+    let key = passkey(&create_user(&tracker, "kim"));
+    assert_eq!(tracker.get(&format!("/{key}/Announce")).status, 404);
+    assert_eq!(tracker.get(&format!("/{key}")).status, 404);
+    let log = tracker.stderr();
+    assert!(log.contains("404"), "{log}");
+    assert!(!log.contains(&key), "{log}");
 }
