@@ -175,9 +175,19 @@ pub struct ServeArgs {
     )]
     pub max_numwant: usize,
 
-    /// Request-handling threads per listening address [default: twice the number of CPUs].
+    /// Worker threads; each runs an event loop over its connections [default: the number of CPUs].
     #[arg(long, value_name = "N", env = "TINYTRACKER_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Connections open at once; further ones are closed as they arrive. Idle connections are
+    /// closed after 20 s, requests that take over 10 s to arrive are dropped.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TINYTRACKER_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
 
     /// Token that lets non-loopback callers use the admin endpoints (Authorization: Bearer TOKEN, or ?token=).
     /// Without it, only loopback callers may use them.

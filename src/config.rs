@@ -17,7 +17,10 @@ pub struct Config {
     /// `None`: save only on demand and at exit.
     pub save_every: Option<Duration>,
     pub swarm: SwarmConfig,
+    /// Event-loop worker threads (each answers the requests of the connections it accepted).
     pub workers: usize,
+    /// Connections open at once; more are refused as they arrive.
+    pub max_connections: usize,
     pub admin_token: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub log_level: log::LevelFilter,
@@ -79,7 +82,10 @@ impl Config {
             None => None,
         };
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let workers = cli.workers.unwrap_or(2 * cpus).max(1);
+        let workers = cli.workers.unwrap_or(cpus).max(1);
+        if cli.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
         Ok(Config {
             binds,
             state_file: cli.state_file,
@@ -93,6 +99,7 @@ impl Config {
                 registered_only: cli.registered_only || cli.private,
             },
             workers,
+            max_connections: cli.max_connections,
             admin_token: cli.admin_token.filter(|t| !t.is_empty()),
             trusted_proxies,
             log_level,

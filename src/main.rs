@@ -56,26 +56,20 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
     let users = Users::default();
     let loaded_legacy = load_state(&config, &swarm, &users)?;
 
-    let mut servers = Vec::new();
+    let workers = config.workers;
+    let mut listeners = Vec::new();
     for addr in &config.binds {
-        servers.push(Arc::new(server::bind(*addr)?));
+        listeners.push(server::bind(*addr, workers)?);
     }
-    let mode = match (config.swarm.registered_only, config.require_passkey) {
-        (true, true) => "private (registered torrents only, passkeys required)",
-        (true, false) => "registered torrents only",
-        (false, true) => "passkeys required",
-        (false, false) => "open",
+    raise_open_files_limit(config.max_connections);
+    let limits = server::Limits {
+        max_connections: config.max_connections,
     };
-    info!("mode: {mode}");
     let app = Arc::new(App::new(config, swarm, users, loaded_legacy));
     let mut stdout = std::io::stdout().lock();
-    for server in &servers {
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .context("listening address is not IP")?;
-        writeln!(stdout, "listening on {addr}")?;
-        info!("listening on {addr}");
+    for listener in &listeners {
+        writeln!(stdout, "listening on {}", listener.addr)?;
+        info!("listening on {}", listener.addr);
     }
     stdout.flush()?;
     drop(stdout);
@@ -91,10 +85,7 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
     })
     .context("installing the Ctrl+C/SIGTERM handler")?;
 
-    let workers: Vec<_> = servers
-        .iter()
-        .flat_map(|s| server::spawn_workers(&app, s, app.config.workers))
-        .collect();
+    let server = server::start(&app, listeners, workers, limits)?;
     let maintenance_app = Arc::clone(&app);
     let maintenance = std::thread::Builder::new()
         .name("maintenance".into())
@@ -103,20 +94,9 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
 
     app.wait_for_shutdown(None);
     info!("shutting down");
-    for server in &servers {
-        for _ in 0..app.config.workers {
-            server.unblock();
-        }
-    }
-    // Workers finish the request in hand; one stuck on a slow client must not keep the save from happening.
-    let (done, all_joined) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for worker in workers {
-            let _ = worker.join();
-        }
-        let _ = done.send(());
-    });
-    if all_joined.recv_timeout(SHUTDOWN_GRACE).is_err() {
+    server.wake();
+    // Requests in progress get a grace period; a client slower than that does not keep the save from happening.
+    if !server.join(SHUTDOWN_GRACE) {
         warn!(
             "requests still in progress after {} s; saving anyway",
             SHUTDOWN_GRACE.as_secs()
@@ -170,6 +150,31 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
         started.elapsed().as_millis()
     );
     Ok(loaded.legacy)
+}
+
+/// Lets the process hold as many sockets as --max-connections asks (the soft limit is often 1024).
+fn raise_open_files_limit(max_connections: usize) {
+    let wanted = max_connections as libc::rlim_t + 256;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 || raised.rlim_cur < wanted {
+            warn!(
+                "open files are limited to {}: fewer than --max-connections {max_connections} clients can connect",
+                raised.rlim_cur
+            );
+        }
+    }
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

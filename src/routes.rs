@@ -1,4 +1,4 @@
-//! Which handler a request goes to: the path and method decide, nothing else. Pure (no tiny_http),
+//! Which handler a request goes to: the path and method decide, nothing else. Pure (no sockets),
 //! so the whole table is tested without a socket. Unknown paths are 404, wrong methods 405.
 
 use crate::error::AdminError;

@@ -1,452 +1,605 @@
-//! HTTP glue on `tiny_http`: listening sockets, worker threads, routing, and turning handler
-//! results into responses. The only module that knows about `tiny_http`.
+//! The network side: listening sockets and a fixed pool of worker threads, each running its own
+//! event loop (`mio`) over the connections it accepted. A request is answered synchronously by the
+//! worker that read it; slow admin work (saving, whole-state listings) goes to one admin thread.
+//! There is no thread per connection, so idle or slow clients cost memory, not threads.
 
-use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use log::{debug, error};
-use serde_json::{json, Value};
+use log::{debug, error, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
-use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::admin::{self, BODY_LIMIT};
+use crate::admin::BODY_LIMIT;
 use crate::app::App;
-use crate::error::{AdminError, ProtocolError};
-use crate::protocol;
-use crate::routes::{self, Route};
-use crate::swarm::canonical_ip;
-use crate::users::UserId;
+use crate::dispatch::{Prepared, Reply};
+use crate::http;
 
-/// Opens a listening socket (IPv6 sockets are v6-only, so `0.0.0.0` and `[::]` can share a port).
-pub fn bind(addr: SocketAddr) -> anyhow::Result<Server> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+/// A connection that sent nothing for this long (between requests) is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// A request whose head and body take longer than this to arrive is dropped (slow senders).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// An answer the client does not read within this long is dropped with its connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often each worker looks for timed-out connections.
+const TICK: Duration = Duration::from_millis(500);
+const WAKER: Token = Token(usize::MAX);
+/// TCP_DEFER_ACCEPT: how long the kernel holds a connection that has sent nothing yet.
+const DEFER_ACCEPT_SECS: u32 = 5;
+/// Listener tokens count down from here; connection tokens are slab keys from 0.
+const FIRST_LISTENER: usize = usize::MAX - 1;
+
+/// One address, with one listening socket per worker (SO_REUSEPORT lets the kernel spread
+/// new connections over them).
+pub struct Listener {
+    pub addr: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// Opens `count` sockets on `addr` (IPv6 ones v6-only, so `0.0.0.0` and `[::]` can share a port).
+/// With port 0, the first socket's port is used for the others.
+pub fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Listener> {
+    let mut addr = addr;
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        // Accepted sockets inherit this: answers go out at once, without a setsockopt per connection.
+        socket.set_nodelay(true)?;
+        // Hand over connections only once their first bytes are in: the request can be read
+        // straight after accept, and clients that connect and never send cost nothing here.
+        set_defer_accept(&socket, DEFER_ACCEPT_SECS)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        socket.listen(1024)?;
+        let listener = std::net::TcpListener::from(socket);
+        addr = listener.local_addr()?;
+        sockets.push(listener);
     }
-    socket.set_reuse_address(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    socket.listen(1024)?;
-    Server::from_listener(std::net::TcpListener::from(socket), None)
-        .map_err(|e| anyhow::anyhow!("cannot serve on {addr}: {e}"))
+    Ok(Listener { addr, sockets })
 }
 
-/// Starts `count` workers on `server`. Each loops on `recv` until unblocked at shutdown.
-pub fn spawn_workers(app: &Arc<App>, server: &Arc<Server>, count: usize) -> Vec<JoinHandle<()>> {
-    (0..count)
-        .map(|i| {
-            let (app, server) = (Arc::clone(app), Arc::clone(server));
+fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = secs as libc::c_int;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The running workers and admin thread.
+pub struct Server {
+    workers: Vec<JoinHandle<()>>,
+    wakers: Vec<Arc<Waker>>,
+    admin: JoinHandle<()>,
+}
+
+/// Limits on what clients may hold open.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+}
+
+/// Starts one worker per listening socket set and the admin thread.
+pub fn start(
+    app: &Arc<App>,
+    listeners: Vec<Listener>,
+    workers: usize,
+    limits: Limits,
+) -> anyhow::Result<Server> {
+    let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for listener in listeners {
+        for (i, socket) in listener.sockets.into_iter().enumerate() {
+            per_worker[i % workers].push(socket);
+        }
+    }
+    let mut handles = Vec::with_capacity(workers);
+    let mut wakers = Vec::with_capacity(workers);
+    let mut reply_senders = Vec::with_capacity(workers);
+    for (index, sockets) in per_worker.into_iter().enumerate() {
+        let poll = Poll::new().context("creating an event loop")?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (replies_tx, replies_rx) = mpsc::channel();
+        let mut worker = Worker {
+            app: Arc::clone(app),
+            index,
+            poll,
+            listeners: Vec::new(),
+            conns: Slab::new(),
+            jobs: jobs_tx.clone(),
+            replies: replies_rx,
+            open: Arc::clone(&open),
+            limits,
+            accepting: true,
+        };
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let mut listener = TcpListener::from_std(socket);
+            worker.poll.registry().register(
+                &mut listener,
+                Token(FIRST_LISTENER - i),
+                Interest::READABLE,
+            )?;
+            worker.listeners.push(listener);
+        }
+        wakers.push(Arc::clone(&waker));
+        reply_senders.push((replies_tx, waker));
+        handles.push(
             std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || worker(&app, &server))
-                .expect("spawning a worker thread at startup")
-        })
-        .collect()
+                .name(format!("worker-{index}"))
+                .spawn(move || worker.run())
+                .context("starting a worker thread")?,
+        );
+    }
+    drop(jobs_tx);
+    let admin_app = Arc::clone(app);
+    let admin = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || run_admin(&admin_app, &jobs_rx, &reply_senders))
+        .context("starting the admin thread")?;
+    Ok(Server {
+        workers: handles,
+        wakers,
+        admin,
+    })
 }
 
-fn worker(app: &App, server: &Server) {
-    loop {
-        match server.recv() {
-            Ok(request) => handle(app, request),
-            Err(_) if app.is_shutting_down() => return,
-            Err(e) => {
-                error!("the server stopped accepting connections: {e}; shutting down");
-                app.request_shutdown();
+impl Server {
+    /// Tells every worker to look at the shutdown flag now.
+    pub fn wake(&self) {
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+    }
+
+    /// Waits for the workers and the admin thread, at most `grace`. Returns false if some were
+    /// still busy (a slow client); they are left to end with the process.
+    pub fn join(self, grace: Duration) -> bool {
+        let (done, all_done) = mpsc::channel();
+        std::thread::spawn(move || {
+            for worker in self.workers {
+                let _ = worker.join();
+            }
+            let _ = self.admin.join();
+            let _ = done.send(());
+        });
+        all_done.recv_timeout(grace).is_ok()
+    }
+}
+
+/// A slow request, sent to the admin thread; the answer goes back to the worker and connection.
+struct Job {
+    prepared: Prepared,
+    worker: usize,
+    conn: usize,
+    generation: u64,
+}
+
+struct Answer {
+    conn: usize,
+    generation: u64,
+    reply: Reply,
+}
+
+fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &[(Sender<Answer>, Arc<Waker>)]) {
+    while let Ok(job) = jobs.recv() {
+        let reply = job.prepared.run(app);
+        if let Some((sender, waker)) = workers.get(job.worker) {
+            let answer = Answer {
+                conn: job.conn,
+                generation: job.generation,
+                reply,
+            };
+            if sender.send(answer).is_ok() {
+                let _ = waker.wake();
+            }
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    last_activity: Instant,
+    /// When the first byte of the request being read arrived.
+    request_started: Option<Instant>,
+    continue_sent: bool,
+    /// A slow request is with the admin thread; nothing else is read until its answer is written.
+    waiting: Option<PendingReply>,
+    close_when_written: bool,
+    /// What the event loop watches for this connection; `None` until it first has to wait.
+    registered: Option<Interest>,
+    /// Tells answers for an earlier connection in the same slab slot apart.
+    generation: u64,
+}
+
+#[derive(Clone, Copy)]
+struct PendingReply {
+    keep_alive: bool,
+    http10: bool,
+}
+
+struct Worker {
+    app: Arc<App>,
+    index: usize,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Conn>,
+    jobs: Sender<Job>,
+    replies: Receiver<Answer>,
+    /// Connections open across all workers.
+    open: Arc<AtomicUsize>,
+    limits: Limits,
+    accepting: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut generation = 0u64;
+        let mut last_tick = Instant::now();
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!(
+                        "worker {}: event loop failed: {e}; shutting down",
+                        self.index
+                    );
+                    self.app.request_shutdown();
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t)
+                        if t > FIRST_LISTENER - self.listeners.len() && t <= FIRST_LISTENER =>
+                    {
+                        self.accept(FIRST_LISTENER - t, &mut generation);
+                    }
+                    Token(key) => self.on_ready(key),
+                }
+            }
+            while let Ok(answer) = self.replies.try_recv() {
+                self.deliver(answer);
+            }
+            if self.app.is_shutting_down() {
+                self.stop_accepting();
+                let idle: Vec<usize> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.waiting.is_none() && c.output.is_empty())
+                    .map(|(key, _)| key)
+                    .collect();
+                for key in idle {
+                    self.close(key);
+                }
+                if self.conns.is_empty() {
+                    return;
+                }
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.expire();
+            }
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        if self.accepting {
+            self.accepting = false;
+            for listener in &mut self.listeners {
+                let _ = self.poll.registry().deregister(listener);
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: usize, generation: &mut u64) {
+        loop {
+            let Some(socket) = self.listeners.get(listener) else {
+                return;
+            };
+            match socket.accept() {
+                Ok((stream, peer)) => {
+                    if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+                        // Early refusal: closing at once costs less than a thread or a buffer.
+                        debug!(
+                            "refused {peer}: {} connections open",
+                            self.limits.max_connections
+                        );
+                        continue;
+                    }
+                    *generation += 1;
+                    let key = self.conns.insert(Conn {
+                        stream,
+                        peer,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        written: 0,
+                        last_activity: Instant::now(),
+                        request_started: None,
+                        continue_sent: false,
+                        waiting: None,
+                        close_when_written: false,
+                        registered: None,
+                        generation: *generation,
+                    });
+                    self.open.fetch_add(1, Ordering::Relaxed);
+                    // The request is usually in already (deferred accept): answer it before
+                    // involving the event loop at all; a one-shot connection never joins it.
+                    self.on_ready(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of file descriptors, typically: keep serving the connections we have.
+                    warn!("accepting a connection failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, key: usize) {
+        let mut closed = false;
+        if let Some(conn) = self.conns.get_mut(key) {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match conn.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        if conn.input.is_empty() && conn.request_started.is_none() {
+                            conn.request_started = Some(Instant::now());
+                        }
+                        conn.input.extend_from_slice(&chunk[..n]);
+                        conn.last_activity = Instant::now();
+                        // A short read emptied the socket: later data brings a new readiness event.
+                        if n < chunk.len() || conn.input.len() > http::MAX_HEAD_BYTES + BODY_LIMIT {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.process(key);
+        if closed {
+            // The client sent all it will (or is gone): answer what it asked, then close.
+            match self.conns.get_mut(key) {
+                Some(conn) if !conn.output.is_empty() || conn.waiting.is_some() => {
+                    conn.close_when_written = true
+                }
+                _ => return self.close(key),
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Answers every complete request in the connection's input, in order.
+    fn process(&mut self, key: usize) {
+        let shutting_down = self.app.is_shutting_down();
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.waiting.is_some() || conn.close_when_written || conn.input.is_empty() {
+                return;
+            }
+            let (request, used) = match http::parse(&conn.input, BODY_LIMIT) {
+                http::Parse::Incomplete { send_continue } => {
+                    if send_continue && !conn.continue_sent {
+                        conn.output.extend_from_slice(http::CONTINUE);
+                        conn.continue_sent = true;
+                    }
+                    return;
+                }
+                http::Parse::Error(status, message) => {
+                    let reply = Reply::json(status, &serde_json::json!({ "error": message }));
+                    debug!("{} bad request -> {status}: {message}", conn.peer);
+                    http::write_response(&mut conn.output, &reply.as_response(), false, false);
+                    conn.close_when_written = true;
+                    conn.input.clear();
+                    return;
+                }
+                http::Parse::Complete(request, used) => (request, used),
+            };
+            conn.input.drain(..used);
+            conn.continue_sent = false;
+            conn.request_started = (!conn.input.is_empty()).then(Instant::now);
+            let keep_alive = request.keep_alive && !shutting_down;
+            let http10 = request.http10;
+            let method = request.method.clone();
+            let peer = conn.peer;
+            let prepared = Prepared::new(&self.app, request, peer);
+            if prepared.is_slow() {
+                conn.waiting = Some(PendingReply { keep_alive, http10 });
+                let job = Job {
+                    prepared,
+                    worker: self.index,
+                    conn: key,
+                    generation: conn.generation,
+                };
+                if self.jobs.send(job).is_err() {
+                    conn.waiting = None;
+                    conn.close_when_written = true;
+                }
+                return;
+            }
+            let described = prepared.describe();
+            let reply = prepared.run(&self.app);
+            debug!(
+                "{described} {method} -> {} ({} bytes)",
+                reply.status,
+                reply.body.len()
+            );
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            http::write_response(&mut conn.output, &reply.as_response(), keep_alive, http10);
+            if !keep_alive {
+                conn.close_when_written = true;
+            }
+            if reply.then_shut_down {
+                self.app.request_shutdown();
+            }
+        }
+    }
+
+    fn deliver(&mut self, answer: Answer) {
+        let Some(conn) = self.conns.get_mut(answer.conn) else {
+            return;
+        };
+        if conn.generation != answer.generation {
+            return;
+        }
+        let Some(pending) = conn.waiting.take() else {
+            return;
+        };
+        debug!(
+            "{} -> {} ({} bytes)",
+            conn.peer,
+            answer.reply.status,
+            answer.reply.body.len()
+        );
+        let keep_alive = pending.keep_alive && !self.app.is_shutting_down();
+        http::write_response(
+            &mut conn.output,
+            &answer.reply.as_response(),
+            keep_alive,
+            pending.http10,
+        );
+        if !keep_alive {
+            conn.close_when_written = true;
+        }
+        self.process(answer.conn);
+        self.flush(answer.conn);
+    }
+
+    /// Writes what it can; closes when done and asked to, waits for writability otherwise.
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut failed = false;
+        while conn.written < conn.output.len() {
+            match conn.stream.write(&conn.output[conn.written..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    conn.written += n;
+                    conn.last_activity = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close(key);
+            return;
+        }
+        let done = conn.written == conn.output.len();
+        if done {
+            conn.output.clear();
+            conn.written = 0;
+            if conn.close_when_written {
+                self.close(key);
                 return;
             }
         }
-    }
-}
-
-/// What a handler decided, before it becomes a `tiny_http::Response`.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-    allow: Option<&'static str>,
-    then_shut_down: bool,
-}
-
-impl Reply {
-    fn bencode(body: Vec<u8>) -> Reply {
-        Reply {
-            status: 200,
-            content_type: "text/plain",
-            body,
-            allow: None,
-            then_shut_down: false,
-        }
-    }
-
-    fn json(status: u16, value: &Value) -> Reply {
-        let mut body = value.to_string().into_bytes();
-        body.push(b'\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body,
-            allow: None,
-            then_shut_down: false,
-        }
-    }
-
-    fn admin(result: Result<Value, AdminError>) -> Reply {
-        match result {
-            Ok(value) => Reply::json(200, &value),
-            Err(e) => {
-                let mut reply = Reply::json(e.status(), &json!({ "error": e.to_string() }));
-                if let AdminError::MethodNotAllowed { allow, .. } = e {
-                    reply.allow = Some(allow);
-                }
-                reply
-            }
-        }
-    }
-}
-
-/// The parts of a request the handlers need, as plain values.
-struct Incoming<'r> {
-    method: Method,
-    path: &'r str,
-    query: &'r str,
-    client: Client,
-    token: Option<String>,
-    wants_json: bool,
-    /// The Host header, for announce URLs when no --public-url is set.
-    host: Option<String>,
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone, Copy)]
-struct Client {
-    /// The peer's address for announces: the socket peer, or what a trusted proxy forwarded.
-    ip: IpAddr,
-    /// False when a trusted proxy sent no usable X-Forwarded-For: the real client is unknown,
-    /// so it must not pass for the (loopback) proxy itself.
-    known: bool,
-}
-
-fn handle(app: &App, mut request: Request) {
-    let remote = request
-        .remote_addr()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |a| canonical_ip(a.ip()));
-    let client = client(app, remote, &request);
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let incoming = Incoming {
-        method: request.method().clone(),
-        path,
-        query,
-        client,
-        token: token(&request, query),
-        wants_json: header(&request, "Accept").is_some_and(|v| v.contains("application/json")),
-        host: header(&request, "Host").map(str::to_owned),
-    };
-    let reply = match checked_route(app, &incoming) {
-        Err(e) => Reply::admin(Err(e)),
-        Ok(route) if incoming.method == Method::Head => head_reply(&route, &incoming),
-        Ok(route) => {
-            // Only an allowed caller's JSON body is worth reading.
-            let body = if route.takes_body() {
-                read_body(&mut request)
-            } else {
-                Ok(Vec::new())
-            };
-            catch_unwind(AssertUnwindSafe(|| reply_to(app, route, &incoming, body))).unwrap_or_else(
-                |_| {
-                    error!(
-                        "handler panicked on {} {}",
-                        incoming.method,
-                        redact(incoming.path)
-                    );
-                    Reply::json(500, &json!({ "error": "internal error" }))
-                },
-            )
-        }
-    };
-    debug!(
-        "{} {} {} -> {} ({} bytes)",
-        client.ip,
-        incoming.method,
-        redact(incoming.path),
-        reply.status,
-        reply.body.len()
-    );
-    let then_shut_down = reply.then_shut_down;
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-    response.add_header(header_line("Content-Type", reply.content_type));
-    if let Some(allow) = reply.allow {
-        response.add_header(header_line("Allow", allow));
-    }
-    if let Err(e) = request.respond(response) {
-        debug!("writing a response to {} failed: {e}", client.ip);
-    }
-    if then_shut_down {
-        app.request_shutdown();
-    }
-}
-
-/// A path for logs: any run of 32 or more letters and digits (a passkey, wherever it was put)
-/// is replaced by `…`.
-fn redact(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut run = String::new();
-    for c in path.chars().chain(std::iter::once('/')) {
-        if c.is_ascii_alphanumeric() {
-            run.push(c);
-            continue;
-        }
-        out.push_str(if run.len() >= 32 { "…" } else { &run });
-        run.clear();
-        out.push(c);
-    }
-    out.pop();
-    out
-}
-
-/// The route, once the method fits and an admin caller is allowed (404, 405 and 403 otherwise).
-fn checked_route(app: &App, req: &Incoming) -> Result<Route, AdminError> {
-    let route = routes::resolve(req.method.as_str(), req.path)?;
-    // With passkeys required, the list of every torrent is for operators only.
-    let admin_only = route.is_admin() || (route == Route::Stats && app.config.require_passkey);
-    if admin_only {
-        let client = req.client.known.then_some(req.client.ip);
-        admin::check_access(
-            client,
-            req.token.as_deref(),
-            app.config.admin_token.as_deref(),
-        )?;
-    }
-    Ok(route)
-}
-
-/// HEAD answers like GET would, with no body and no side effects.
-fn head_reply(route: &Route, req: &Incoming) -> Reply {
-    let content_type = match route {
-        Route::Announce { .. } => "text/plain",
-        Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
-        _ => "application/json",
-    };
-    let mut reply = Reply::bencode(Vec::new());
-    reply.content_type = content_type;
-    reply
-}
-
-fn reply_to(app: &App, route: Route, req: &Incoming, body: Result<Vec<u8>, AdminError>) -> Reply {
-    let now = app.now();
-    let base = || announce_base(app, req);
-    let (users, swarm) = (&app.users, &app.swarm);
-    let success = if route == Route::CreateUser { 201 } else { 200 };
-    let result = match route {
-        Route::Announce { passkey } => {
-            return Reply::bencode(announce(
-                app,
-                req.query,
-                passkey.as_deref(),
-                req.client.ip,
-                now,
-            ))
-        }
-        Route::Scrape { passkey } => return scrape(app, req, passkey.as_deref(), now),
-        Route::Stats => Ok(admin::stats(swarm, now)),
-        Route::AddTorrentInfo | Route::RegisterTorrent => {
-            body.and_then(|body| admin::add_torrent_info(swarm, &body, now))
-        }
-        Route::SaveState => admin::save_state(app),
-        Route::Shutdown => {
-            let mut reply = Reply::admin(Ok(json!({ "message": "Server shutting down..." })));
-            reply.then_shut_down = true;
-            return reply;
-        }
-        Route::ListUsers => Ok(admin::list_users(users, &base())),
-        Route::CreateUser => body.and_then(|body| admin::create_user(users, &body, &base(), now)),
-        Route::DeleteUser(name) => admin::delete_user(users, &name),
-        Route::RotateUser(name) => admin::rotate_user(users, &name, &base()),
-        Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base()),
-        Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base()),
-        Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
-        Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &hash),
-    };
-    match result {
-        Ok(value) => Reply::json(success, &value),
-        Err(e) => Reply::admin(Err(e)),
-    }
-}
-
-/// Where clients reach the tracker: --public-url, or http:// and the Host this request was sent to.
-fn announce_base(app: &App, req: &Incoming) -> String {
-    match (&app.config.public_url, &req.host) {
-        (Some(url), _) => url.clone(),
-        (None, Some(host)) => format!("http://{host}"),
-        (None, None) => format!(
-            "http://localhost:{}",
-            app.config.binds.first().map_or(6969, |a| a.port())
-        ),
-    }
-}
-
-/// The user a request's passkey (from the path, else `?passkey=`) belongs to; 0 when there is none
-/// and none is required.
-fn passkey_user(
-    app: &App,
-    from_path: Option<&str>,
-    query: &str,
-    now: u64,
-) -> Result<UserId, ProtocolError> {
-    let from_query = protocol::query_value(query, "passkey");
-    let passkey = match (from_path, &from_query) {
-        (Some(key), _) => Some(key.to_owned()),
-        (None, Some(key)) => Some(String::from_utf8_lossy(key).into_owned()),
-        (None, None) => None,
-    };
-    match passkey {
-        Some(key) if app.config.require_passkey => app.users.resolve(Some(&key), now),
-        // Passkeys are optional: a valid one still gets its user credited, anything else
-        // (a reverse-proxy path prefix, say) is ignored as the open tracker always did.
-        Some(key) => Ok(app.users.resolve(Some(&key), now).unwrap_or(0)),
-        None if app.config.require_passkey => Err(ProtocolError::InvalidPasskey),
-        None => Ok(0),
-    }
-}
-
-fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Vec<u8> {
-    let outcome = passkey_user(app, passkey, query, now).and_then(|user| {
-        let req = protocol::parse_announce(query, ip)?;
-        let (resp, credit) = app.swarm.announce(&req, user, now)?;
-        app.users.credit(credit);
-        Ok(protocol::encode_announce(&resp, req.style))
-    });
-    outcome.unwrap_or_else(|e| protocol::encode_failure(&e))
-}
-
-fn wants_scrape_json(req: &Incoming) -> bool {
-    req.wants_json
-        || protocol::query_value(req.query, "format").is_some_and(|v| v.as_ref() == b"json")
-}
-
-fn scrape(app: &App, req: &Incoming, passkey: Option<&str>, now: u64) -> Reply {
-    let json = wants_scrape_json(req);
-    let found = passkey_user(app, passkey, req.query, now)
-        .and_then(|_| protocol::parse_scrape(req.query))
-        .and_then(|hashes| app.swarm.scrape(&hashes, now));
-    match found {
-        Ok(found) if json => Reply::json(200, &admin::scrape_json(found)),
-        Ok(found) => {
-            let counts: Vec<_> = found
-                .into_iter()
-                .map(|(hash, _, counts)| (hash, counts))
-                .collect();
-            Reply::bencode(protocol::encode_scrape(&counts))
-        }
-        Err(e) if json => Reply::json(400, &json!({ "error": e.to_string() })),
-        Err(e) => Reply::bencode(protocol::encode_failure(&e)),
-    }
-}
-
-/// Who sent the request: the socket peer, unless that is a trusted proxy, whose right-most
-/// X-Forwarded-For entry (an address, with or without a port) names the client.
-fn client(app: &App, remote: IpAddr, request: &Request) -> Client {
-    if !app
-        .config
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&remote))
-    {
-        return Client {
-            ip: remote,
-            known: true,
+        // Wait for the next request, or for room to write the rest of this answer.
+        let wanted = if done {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
         };
-    }
-    let forwarded = request
-        .headers()
-        .iter()
-        .rfind(|h| h.field.equiv("X-Forwarded-For"))
-        .and_then(|h| h.value.as_str().rsplit(',').next())
-        .and_then(|last| parse_forwarded(last.trim()));
-    match forwarded {
-        Some(ip) => Client {
-            ip: canonical_ip(ip),
-            known: true,
-        },
-        None => Client {
-            ip: remote,
-            known: false,
-        },
-    }
-}
-
-fn parse_forwarded(entry: &str) -> Option<IpAddr> {
-    entry
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
-        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
-}
-
-fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
-
-/// The admin token from `Authorization: Bearer …` or `?token=`.
-fn token(request: &Request, query: &str) -> Option<String> {
-    if let Some(value) = header(request, "Authorization") {
-        if let Some((scheme, token)) = value.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                return Some(token.trim().to_owned());
+        if conn.registered != Some(wanted) {
+            let registry = self.poll.registry();
+            let result = match conn.registered {
+                None => registry.register(&mut conn.stream, Token(key), wanted),
+                Some(_) => registry.reregister(&mut conn.stream, Token(key), wanted),
+            };
+            if result.is_err() {
+                self.close(key);
+                return;
             }
+            conn.registered = Some(wanted);
         }
     }
-    protocol::query_value(query, "token").map(|v| String::from_utf8_lossy(&v).into_owned())
-}
 
-fn read_body(request: &mut Request) -> Result<Vec<u8>, AdminError> {
-    let too_large = AdminError::BodyTooLarge { limit: BODY_LIMIT };
-    if request.body_length().is_some_and(|n| n > BODY_LIMIT) {
-        return Err(too_large);
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(BODY_LIMIT as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| AdminError::BadRequest(format!("could not read the body: {e}")))?;
-    if body.len() > BODY_LIMIT {
-        return Err(too_large);
-    }
-    Ok(body)
-}
-
-fn header_line(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("static header names and values are valid")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passkeys_are_hidden_wherever_they_are_in_a_path() {
-        let key = "Xq3vT9kLm2Pw8RzA4bNc7YdE1fGh6JsU";
-        for path in [
-            format!("/{key}/announce"),
-            format!("/{key}/Announce;x"),
-            format!("/{key}"),
-            format!("/a/{key}/announce/"),
-        ] {
-            assert!(!redact(&path).contains(key), "{path}");
-            assert!(redact(&path).contains('…'), "{path}");
+    fn close(&mut self, key: usize) {
+        // Closing the socket (dropping the stream) also takes it out of the event loop.
+        if self.conns.try_remove(key).is_some() {
+            self.open.fetch_sub(1, Ordering::Relaxed);
         }
-        assert_eq!(redact("/announce"), "/announce");
-        assert_eq!(redact("/users/alice/rotate"), "/users/alice/rotate");
+    }
+
+    /// Drops connections that are idle too long, send a request too slowly, or do not read.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.waiting.is_none())
+            .filter(|(_, c)| {
+                let slow_request = c.request_started.is_some_and(|t| now - t > REQUEST_TIMEOUT);
+                let idle = c.input.is_empty()
+                    && c.output.is_empty()
+                    && now - c.last_activity > IDLE_TIMEOUT;
+                let not_reading = !c.output.is_empty() && now - c.last_activity > WRITE_TIMEOUT;
+                slow_request || idle || not_reading
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            if let Some(conn) = self.conns.get(key) {
+                debug!("closing {}: timed out", conn.peer);
+            }
+            self.close(key);
+        }
     }
 }

@@ -1,8 +1,7 @@
 //! The swarm store: torrents, their peers and counters, sharded by info hash.
 //! One call per request under one shard lock; no I/O and no clock here (`now` is a parameter).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 
@@ -10,6 +9,7 @@ use rand::Rng;
 
 use crate::error::ProtocolError;
 use crate::ids::{InfoHash, PeerId};
+use crate::peers::{Entry, Key, PeerSet};
 use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
 use crate::users::{Credit, UserId};
 
@@ -49,11 +49,8 @@ pub struct InfoUpdate {
     pub created_by: Option<String>,
 }
 
-/// What identifies a peer: its address, and the user whose passkey it announced with (0: none).
-/// A client restarting with a new peer id replaces itself; two users behind one address stay apart.
-pub type PeerKey = (SocketAddr, UserId);
-
-/// A peer as stored.
+/// A peer as the state file and snapshots see it (inside, peers are kept as compact
+/// [`Entry`]s). Identified by its address and its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub addr: SocketAddr,
@@ -66,8 +63,6 @@ pub struct Peer {
     pub completed: bool,
     /// The user whose passkey the peer announced with (0: none); its byte deltas go to that user.
     pub user: UserId,
-    /// Time of the expiry-queue entry that stands for this peer (see [`PeerSet::expire`]).
-    queued_at_unix: u64,
 }
 
 impl Peer {
@@ -81,175 +76,32 @@ impl Peer {
             last_seen_unix,
             completed: false,
             user: 0,
-            queued_at_unix: last_seen_unix,
         }
     }
     pub fn is_seeder(&self) -> bool {
         self.left == 0
     }
-    pub fn key(&self) -> PeerKey {
-        (self.addr, self.user)
-    }
-}
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    seeder: bool,
-    at: usize,
-}
-
-/// Peers of one torrent: seeders and leechers in separate vectors (random sampling by index),
-/// an address index, and an expiry queue ordered by time so expired peers go in O(log n) each.
-#[derive(Debug, Default)]
-struct PeerSet {
-    seeders: Vec<Peer>,
-    leechers: Vec<Peer>,
-    index: HashMap<PeerKey, Slot>,
-    expiry: BinaryHeap<Reverse<(u64, PeerKey)>>,
-}
-
-impl PeerSet {
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    fn get_mut(&mut self, key: &PeerKey) -> Option<&mut Peer> {
-        let slot = *self.index.get(key)?;
-        self.list_mut(slot.seeder).get_mut(slot.at)
-    }
-
-    fn list_mut(&mut self, seeder: bool) -> &mut Vec<Peer> {
-        if seeder {
-            &mut self.seeders
-        } else {
-            &mut self.leechers
+    fn from_entry(entry: &Entry) -> Peer {
+        Peer {
+            addr: entry.addr(),
+            peer_id: entry.peer_id,
+            uploaded: entry.uploaded,
+            downloaded: entry.downloaded,
+            left: entry.left(),
+            last_seen_unix: entry.last_seen_unix(),
+            completed: entry.completed,
+            user: entry.user,
         }
     }
 
-    fn insert(&mut self, peer: Peer) {
-        self.expiry.push(Reverse((peer.queued_at_unix, peer.key())));
-        self.place(peer);
+    fn to_entry(&self) -> Entry {
+        let mut entry = Entry::new(self.addr, self.user, self.peer_id, self.last_seen_unix);
+        entry.uploaded = self.uploaded;
+        entry.downloaded = self.downloaded;
+        entry.completed = self.completed;
+        entry
     }
-
-    fn place(&mut self, peer: Peer) {
-        let seeder = peer.is_seeder();
-        let key = peer.key();
-        let list = self.list_mut(seeder);
-        list.push(peer);
-        let at = list.len() - 1;
-        self.index.insert(key, Slot { seeder, at });
-    }
-
-    fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
-        let slot = self.index.remove(key)?;
-        let list = self.list_mut(slot.seeder);
-        if slot.at >= list.len() {
-            return None;
-        }
-        let peer = list.swap_remove(slot.at);
-        if let Some(moved) = list.get(slot.at) {
-            let moved_key = moved.key();
-            self.index.insert(moved_key, slot);
-        }
-        Some(peer)
-    }
-
-    /// Moves a peer between seeders and leechers after its `left` changed.
-    fn refile(&mut self, key: &PeerKey) {
-        let Some(slot) = self.index.get(key).copied() else {
-            return;
-        };
-        let Some(seeder_now) = self.list_mut(slot.seeder).get(slot.at).map(Peer::is_seeder) else {
-            return;
-        };
-        if seeder_now != slot.seeder {
-            if let Some(peer) = self.remove(key) {
-                self.place(peer);
-            }
-        }
-    }
-
-    /// Drops every peer last seen at or before `cutoff_unix`. Each peer has one live queue entry
-    /// (its `queued_at_unix`); a refreshed peer is queued again at its newer time, stale entries are skipped.
-    fn expire(&mut self, cutoff_unix: u64) -> usize {
-        let mut removed = 0;
-        while let Some(Reverse((queued, key))) = self.expiry.peek().copied() {
-            if queued > cutoff_unix {
-                break;
-            }
-            self.expiry.pop();
-            let Some(peer) = self.get_mut(&key) else {
-                continue;
-            };
-            if peer.queued_at_unix != queued {
-                continue;
-            }
-            if peer.last_seen_unix <= cutoff_unix {
-                self.remove(&key);
-                removed += 1;
-            } else {
-                peer.queued_at_unix = peer.last_seen_unix;
-                let requeue = Reverse((peer.last_seen_unix, key));
-                self.expiry.push(requeue);
-            }
-        }
-        if self.index.is_empty() {
-            self.expiry.clear();
-        }
-        removed
-    }
-
-    /// Up to `want` peers other than `exclude`, chosen at random in O(want): a random start
-    /// and a random stride coprime with the candidate count visit distinct candidates.
-    fn sample(&self, want: usize, exclude: &PeerKey, leechers_only: bool) -> Vec<AnnouncePeer> {
-        let seeders: &[Peer] = if leechers_only { &[] } else { &self.seeders };
-        let total = seeders.len() + self.leechers.len();
-        let at = |i: usize| {
-            if i < seeders.len() {
-                &seeders[i]
-            } else {
-                &self.leechers[i - seeders.len()]
-            }
-        };
-        let mut out = Vec::with_capacity(want.min(total));
-        if want == 0 || total == 0 {
-            return out;
-        }
-        let mut rng = rand::thread_rng();
-        let start = rng.gen_range(0..total);
-        let stride = loop {
-            let candidate = rng.gen_range(1..=total);
-            if gcd(candidate, total) == 1 {
-                break candidate;
-            }
-        };
-        let mut i = start;
-        for _ in 0..total {
-            let peer = at(i);
-            if peer.key() != *exclude {
-                out.push(AnnouncePeer {
-                    peer_id: peer.peer_id,
-                    addr: peer.addr,
-                });
-                if out.len() == want {
-                    break;
-                }
-            }
-            i = (i + stride) % total;
-        }
-        out
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Peer> {
-        self.seeders.iter().chain(self.leechers.iter())
-    }
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 #[derive(Debug, Default)]
@@ -275,8 +127,8 @@ impl Torrent {
 
     fn counts(&self) -> ScrapeCounts {
         ScrapeCounts {
-            complete: self.peers.seeders.len() as u32,
-            incomplete: self.peers.leechers.len() as u32,
+            complete: self.peers.seeders() as u32,
+            incomplete: self.peers.leechers() as u32,
             downloaded: self.completions,
         }
     }
@@ -358,14 +210,17 @@ impl Swarm {
             .or_insert_with(|| Torrent::first_seen(now_unix));
         torrent.peers.expire(cutoff);
 
-        let key = (req.addr, user);
-        if torrent.peers.get_mut(&key).is_none() {
-            let mut peer = Peer::new(req.addr, req.peer_id, req.left, now_unix);
-            // A new peer's counters are its baseline: nothing is credited for them.
-            (peer.uploaded, peer.downloaded, peer.user) = (req.uploaded, req.downloaded, user);
-            torrent.peers.insert(peer);
-        }
-        let Some(peer) = torrent.peers.get_mut(&key) else {
+        let key = Key::new(req.addr, user);
+        let at = match torrent.peers.find(&key) {
+            Some(at) => at,
+            None => {
+                let mut entry = Entry::new(req.addr, user, req.peer_id, now_unix);
+                // A new peer's counters are its baseline: nothing is credited for them.
+                (entry.uploaded, entry.downloaded) = (req.uploaded, req.downloaded);
+                torrent.peers.insert(entry, req.left)
+            }
+        };
+        let Some(peer) = torrent.peers.get_mut(at) else {
             let counts = torrent.counts();
             return Ok((
                 self.answer(counts, interval_secs, Vec::new()),
@@ -385,8 +240,7 @@ impl Swarm {
         peer.peer_id = req.peer_id;
         peer.uploaded = req.uploaded;
         peer.downloaded = req.downloaded;
-        peer.left = req.left;
-        peer.last_seen_unix = now_unix;
+        peer.touch(now_unix);
         if req.event == Event::Completed && !peer.completed {
             peer.completed = true;
             torrent.completions += 1;
@@ -394,19 +248,18 @@ impl Swarm {
         }
 
         if req.event == Event::Stopped {
-            torrent.peers.remove(&key);
+            torrent.peers.remove(at);
             let counts = torrent.counts();
             return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
         }
-        let is_seeder = req.left == 0;
-        torrent.peers.refile(&key);
+        let at = torrent.peers.set_left(at, req.left);
         let want = req
             .numwant
             .map_or(self.config.default_numwant, |n| {
                 n.min(usize::MAX as u64) as usize
             })
             .min(self.config.max_numwant);
-        let peers = torrent.peers.sample(want, &key, is_seeder);
+        let peers = torrent.peers.sample(want, Some(at), req.left == 0);
         Ok((self.answer(torrent.counts(), interval_secs, peers), credit))
     }
 
@@ -541,8 +394,8 @@ impl Swarm {
                     peers: torrent
                         .peers
                         .iter()
-                        .filter(|p| p.last_seen_unix > cutoff)
-                        .cloned()
+                        .filter(|p| p.last_seen_unix() > cutoff)
+                        .map(Peer::from_entry)
                         .collect(),
                 }
             }));
@@ -558,10 +411,10 @@ impl Swarm {
         torrent.info = snapshot.info;
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
-        for mut peer in snapshot.peers {
-            if peer.last_seen_unix > cutoff && !torrent.peers.index.contains_key(&peer.key()) {
-                peer.queued_at_unix = peer.last_seen_unix;
-                torrent.peers.insert(peer);
+        for peer in snapshot.peers {
+            let key = Key::new(peer.addr, peer.user);
+            if peer.last_seen_unix > cutoff && torrent.peers.find(&key).is_none() {
+                torrent.peers.insert(peer.to_entry(), peer.left);
             }
         }
     }

@@ -1,0 +1,285 @@
+//! HTTP/1.1 on the wire: taking one request out of a connection's input and writing a response.
+//! Pure: bytes in, values and bytes out. `httparse` reads the request head.
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// One request, owned, as the handlers need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// Path and query exactly as sent.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The connection stays open after the answer (HTTP/1.1 unless `Connection: close`;
+    /// HTTP/1.0 only with `Connection: keep-alive`).
+    pub keep_alive: bool,
+    pub http10: bool,
+}
+
+impl Request {
+    /// The last value of a header, any case of its name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse {
+    /// More bytes are needed. `send_continue`: the head is in and the client waits for `100 Continue`.
+    Incomplete { send_continue: bool },
+    /// A whole request, and how many input bytes it took.
+    Complete(Request, usize),
+    /// Not a request this server will read: answer with this status and message, then close.
+    Error(u16, String),
+}
+
+/// Reads one request from the start of `input`; bodies longer than `max_body` are refused.
+pub fn parse(input: &[u8], max_body: usize) -> Parse {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_len = match request.parse(input) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD_BYTES => {
+            return Parse::Error(431, format!("request head over {MAX_HEAD_BYTES} bytes"))
+        }
+        Ok(httparse::Status::Partial) => {
+            return Parse::Incomplete {
+                send_continue: false,
+            }
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parse::Error(431, format!("more than {MAX_HEADERS} headers"))
+        }
+        Err(e) => return Parse::Error(400, format!("malformed request: {e}")),
+    };
+    if head_len > MAX_HEAD_BYTES {
+        return Parse::Error(431, format!("request head over {MAX_HEAD_BYTES} bytes"));
+    }
+    let http10 = request.version == Some(0);
+    let method = request.method.unwrap_or("").to_owned();
+    let target = request.path.unwrap_or("").to_owned();
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if find("Transfer-Encoding").is_some() {
+        return Parse::Error(
+            411,
+            "send the body with Content-Length, not Transfer-Encoding".into(),
+        );
+    }
+    let body_len = match find("Content-Length") {
+        None => 0,
+        Some(text) => match text.parse::<usize>() {
+            Ok(len) if len > max_body => {
+                return Parse::Error(413, format!("request body is larger than {max_body} bytes"))
+            }
+            Ok(len) => len,
+            Err(_) => return Parse::Error(400, "malformed Content-Length".into()),
+        },
+    };
+    let connection = find("Connection")
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let keep_alive = if http10 {
+        connection.contains("keep-alive")
+    } else {
+        !connection.contains("close")
+    };
+    if input.len() < head_len + body_len {
+        let expects = find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        return Parse::Incomplete {
+            send_continue: expects && input.len() == head_len,
+        };
+    }
+    let body = input[head_len..head_len + body_len].to_vec();
+    Parse::Complete(
+        Request {
+            method,
+            target,
+            headers,
+            body,
+            keep_alive,
+            http10,
+        },
+        head_len + body_len,
+    )
+}
+
+/// What goes back: status, type, optional `Allow`, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub allow: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Appends the response to `out`; `keep_alive` false adds `Connection: close`.
+pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, http10: bool) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
+    );
+    if let Some(allow) = response.allow {
+        let _ = write!(out, "Allow: {allow}\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(response.body);
+}
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(input: &[u8]) -> (Request, usize) {
+        match parse(input, 64) {
+            Parse::Complete(request, used) => (request, used),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_get_is_read_with_its_headers() {
+        let input = b"GET /announce?info_hash=%00 HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 1.2.3.4\r\n\r\nrest";
+        let (request, used) = complete(input);
+        assert_eq!(
+            used,
+            input.len() - 4,
+            "pipelined bytes stay for the next request"
+        );
+        assert_eq!(
+            (request.method.as_str(), request.target.as_str()),
+            ("GET", "/announce?info_hash=%00")
+        );
+        assert_eq!(request.header("x-forwarded-for"), Some("1.2.3.4"));
+        assert!(request.keep_alive && !request.http10);
+    }
+
+    #[test]
+    fn bodies_wait_for_content_length() {
+        let head = b"POST /users HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            parse(head, 64),
+            Parse::Incomplete {
+                send_continue: false
+            }
+        );
+        let mut full = head.to_vec();
+        full.extend_from_slice(b"{\"a\"}");
+        assert_eq!(complete(&full).0.body, b"{\"a\"}");
+        let expecting =
+            b"POST /users HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        assert_eq!(
+            parse(expecting, 64),
+            Parse::Incomplete {
+                send_continue: true
+            }
+        );
+    }
+
+    #[test]
+    fn connection_rules_follow_the_version() {
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .0
+                .keep_alive
+        );
+        assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").0.keep_alive);
+        assert!(
+            complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .0
+                .keep_alive
+        );
+    }
+
+    #[test]
+    fn bad_input_gets_a_status_to_close_with() {
+        let status = |input: &[u8]| match parse(input, 64) {
+            Parse::Error(status, _) => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: 65\r\n\r\n"), 413);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            411
+        );
+        assert_eq!(status(b"\x01\x02 nonsense\r\n\r\n"), 400);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(status(long.as_bytes()), 431);
+        let many: String = (0..70).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            431
+        );
+    }
+
+    #[test]
+    fn responses_carry_length_and_connection() {
+        let mut out = Vec::new();
+        let response = Response {
+            status: 405,
+            content_type: "application/json",
+            allow: Some("GET"),
+            body: b"{}",
+        };
+        write_response(&mut out, &response, false, false);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 2\r\nAllow: GET\r\nConnection: close\r\n\r\n{}"
+        );
+    }
+}
