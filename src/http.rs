@@ -4,6 +4,17 @@
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
+/// The request headers the tracker reads; others are parsed and dropped.
+const KEPT_HEADERS: [&str; 8] = [
+    "Host",
+    "X-Forwarded-For",
+    "Authorization",
+    "Accept",
+    "Connection",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Expect",
+];
 
 /// One request, owned, as the handlers need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +76,11 @@ pub fn parse(input: &[u8], max_body: usize) -> Parse {
     let http10 = request.version == Some(0);
     let method = request.method.unwrap_or("").to_owned();
     let target = request.path.unwrap_or("").to_owned();
+    // Only the headers something here reads are kept: fewer allocations per request.
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
+        .filter(|h| KEPT_HEADERS.iter().any(|k| h.name.eq_ignore_ascii_case(k)))
         .map(|h| {
             (
                 h.name.to_owned(),

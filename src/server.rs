@@ -464,13 +464,15 @@ impl Worker {
                 }
                 return;
             }
-            let described = prepared.describe();
+            let described = log::log_enabled!(log::Level::Debug).then(|| prepared.describe());
             let reply = prepared.run(&self.app);
-            debug!(
-                "{described} {method} -> {} ({} bytes)",
-                reply.status,
-                reply.body.len()
-            );
+            if let Some(described) = described {
+                debug!(
+                    "{described} {method} -> {} ({} bytes)",
+                    reply.status,
+                    reply.body.len()
+                );
+            }
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };

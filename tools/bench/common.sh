@@ -1,0 +1,43 @@
+# Shared by the benchmark scripts: build, free ports, start and stop tinytracker, run wrk.
+# Source it; it sets WORK (a temp dir removed on exit) and cleans up started processes.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "needs $1 (apt-get install $2)" >&2; exit 1; }; }
+
+build() { (cd "$ROOT" && cargo build --release --quiet --bin tinytracker --bin add-torrent-info); }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_tinytracker NAME ARGS... : starts it on 127.0.0.1:0, sets TT_URL and TT_PID.
+start_tinytracker() {
+    local name="$1"; shift
+    "$ROOT/target/release/tinytracker" --bind 127.0.0.1:0 --state-file "$WORK/$name.json" \
+        --save-interval 0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+    TT_PID=$!
+    PIDS+=("$TT_PID")
+    until grep -q "listening on" "$WORK/$name.out" 2>/dev/null; do
+        kill -0 "$TT_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; exit 1; }
+        sleep 0.05
+    done
+    TT_URL="http://$(sed -n 's/^listening on //p' "$WORK/$name.out" | head -1)"
+}
+
+# register_hashes URL FILE : registers every hash in FILE (one 40-hex per line).
+register_hashes() {
+    sed 's/^/magnet:?xt=urn:btih:/' "$2" | "$ROOT/target/release/add-torrent-info" --tracker "$1" - > /dev/null
+}
+
+# cpu_ticks PID : user+system clock ticks used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# median of the numbers on stdin
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
