@@ -69,10 +69,15 @@ impl App {
         let (users, revoked) = self.users.snapshot();
         let snapshot = self.swarm.snapshot(now);
         let peers = snapshot.iter().map(|t| t.peers.len()).sum();
-        let file = state::to_file(&snapshot, &users, &revoked, now);
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;
-        let bytes = state::save(path, &file).map_err(|e| {
+        let contents = state::Contents {
+            torrents: &snapshot,
+            users: &users,
+            revoked: &revoked,
+            saved_at_unix: now,
+        };
+        let bytes = state::save(path, &contents).map_err(|e| {
             let message = format!("saving {} failed: {e}", path.display());
             error!("{message}; the previous file is untouched");
             message

@@ -336,101 +336,119 @@ fn whole_f64(value: f64) -> Option<u64> {
         .then_some(value as u64)
 }
 
-/// The file as it will be written: 40-hex keys, readable peer ids, the original's fields.
-pub fn to_file(
-    torrents: &[TorrentSnapshot],
-    users: &[User],
-    revoked: &[(Passkey, String)],
-    now_unix: u64,
-) -> StateFile {
-    let names: HashMap<UserId, &str> = users.iter().map(|u| (u.id, u.name.as_str())).collect();
-    let mut out = BTreeMap::new();
-    for t in torrents {
+/// What a save writes.
+pub struct Contents<'a> {
+    pub torrents: &'a [TorrentSnapshot],
+    pub users: &'a [User],
+    pub revoked: &'a [(Passkey, String)],
+    pub saved_at_unix: u64,
+}
+
+/// Writes the state file: the original's layout with 40-hex keys (sorted), readable peer ids, one
+/// peer per line. Streamed straight to `out` (no document is built in memory first), and read back
+/// by [`StateFile`].
+pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> {
+    let names: HashMap<UserId, &str> = contents.users.iter().map(|u| (u.id, u.name.as_str())).collect();
+    let mut order: Vec<&TorrentSnapshot> = contents.torrents.iter().collect();
+    order.sort_by_key(|t| t.info_hash);
+    write!(out, "{{\n  \"version\": {VERSION},\n  \"saved_at\": {},\n  \"torrents\": {{", contents.saved_at_unix)?;
+    for (n, t) in order.iter().enumerate() {
         let hex = t.info_hash.to_hex();
-        let seeders = t.peers.iter().filter(|p| p.is_seeder()).count();
-        let sum = |f: fn(&Peer) -> u64| t.peers.iter().map(|p| u128::from(f(p))).sum::<u128>();
-        let stats = serde_json::json!({
-            "complete": seeders,
-            "incomplete": t.peers.len() - seeders,
-            "downloaded": sum(|p| p.downloaded),
-            "uploaded": sum(|p| p.uploaded),
-            "peers": t.peers.len(),
-            "completed": t.completions,
-        });
-        let peers_info = t
-            .peers
-            .iter()
-            .map(|p| PeerEntry {
-                peer_id: p.peer_id.to_text(),
-                ip: p.addr.ip().to_string(),
-                port: p.addr.port().into(),
-                last_seen: p.last_seen_unix.into(),
-                uploaded: p.uploaded.into(),
-                downloaded: p.downloaded.into(),
-                left: p.left.into(),
-                is_seeder: p.is_seeder(),
-                completed: p.completed,
-                user: names.get(&p.user).map(|n| (*n).to_owned()),
-            })
-            .collect();
-        let info = InfoEntry {
-            info_hash: serde_json::Value::String(hex.clone()),
-            name: t.info.name.clone(),
-            size: t.info.size,
-            piece_length: t.info.piece_length,
-            creation_date: t.info.creation_date,
-            comment: t.info.comment.clone(),
-            created_by: t.info.created_by.clone(),
-        };
-        out.insert(
-            hex,
-            TorrentEntry {
-                info,
-                peers_info,
-                stats,
-                completions: t.completions,
-                registered: t.registered,
-            },
-        );
+        let info = &t.info;
+        out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
+        write!(out, "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": ")?;
+        serde_json::to_writer(&mut *out, &info.name)?;
+        write!(
+            out,
+            ", \"size\": {}, \"piece_length\": {}, \"creation_date\": {}, \"comment\": ",
+            info.size, info.piece_length, info.creation_date
+        )?;
+        serde_json::to_writer(&mut *out, &info.comment)?;
+        out.write_all(b", \"created_by\": ")?;
+        serde_json::to_writer(&mut *out, &info.created_by)?;
+        out.write_all(b"},\n      \"peers_info\": [")?;
+        let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
+        for (i, p) in t.peers.iter().enumerate() {
+            out.write_all(if i == 0 { b"\n        " } else { b",\n        " })?;
+            out.write_all(b"{\"peer_id\": ")?;
+            serde_json::to_writer(&mut *out, &p.peer_id.to_text())?;
+            write!(
+                out,
+                ", \"ip\": \"{}\", \"port\": {}, \"last_seen\": {}, \"uploaded\": {}, \"downloaded\": {}, \"left\": {}, \"is_seeder\": {}",
+                p.addr.ip(),
+                p.addr.port(),
+                p.last_seen_unix,
+                p.uploaded,
+                p.downloaded,
+                p.left,
+                p.is_seeder()
+            )?;
+            if p.completed {
+                out.write_all(b", \"completed\": true")?;
+            }
+            if let Some(name) = names.get(&p.user) {
+                out.write_all(b", \"user\": ")?;
+                serde_json::to_writer(&mut *out, name)?;
+            }
+            out.write_all(b"}")?;
+            seeders += usize::from(p.is_seeder());
+            uploaded += u128::from(p.uploaded);
+            downloaded += u128::from(p.downloaded);
+        }
+        if !t.peers.is_empty() {
+            out.write_all(b"\n      ")?;
+        }
+        write!(
+            out,
+            "],\n      \"stats\": {{\"complete\": {seeders}, \"incomplete\": {}, \"downloaded\": {downloaded}, \"uploaded\": {uploaded}, \"peers\": {}, \"completed\": {}}},\n      \"completions\": {},\n      \"registered\": {}\n    }}",
+            t.peers.len() - seeders,
+            t.peers.len(),
+            t.completions,
+            t.completions,
+            t.registered
+        )?;
     }
-    let users = users
-        .iter()
-        .map(|u| {
-            let entry = UserEntry {
-                passkey: u.passkey.to_string(),
-                created: u.created_unix,
-                last_seen: u.last_seen_unix,
-                uploaded: u.uploaded,
-                downloaded: u.downloaded,
-                completed: u.completed,
-                disabled: u.disabled,
-            };
-            (u.name.clone(), entry)
-        })
-        .collect();
-    let revoked_passkeys = revoked
-        .iter()
-        .map(|(k, n)| (k.to_string(), n.clone()))
-        .collect();
-    StateFile {
-        version: Some(VERSION),
-        saved_at: Some(now_unix),
-        torrents: out,
-        users,
-        revoked_passkeys,
+    out.write_all(if order.is_empty() { b"}" } else { b"\n  }" })?;
+    if !contents.users.is_empty() {
+        out.write_all(b",\n  \"users\": {")?;
+        for (n, u) in contents.users.iter().enumerate() {
+            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+            serde_json::to_writer(&mut *out, &u.name)?;
+            write!(out, ": {{\"passkey\": \"{}\", \"created\": {}, \"last_seen\": ", u.passkey, u.created_unix)?;
+            match u.last_seen_unix {
+                Some(t) => write!(out, "{t}")?,
+                None => out.write_all(b"null")?,
+            }
+            write!(
+                out,
+                ", \"uploaded\": {}, \"downloaded\": {}, \"completed\": {}, \"disabled\": {}}}",
+                u.uploaded, u.downloaded, u.completed, u.disabled
+            )?;
+        }
+        out.write_all(b"\n  }")?;
     }
+    if !contents.revoked.is_empty() {
+        out.write_all(b",\n  \"revoked_passkeys\": {")?;
+        for (n, (key, name)) in contents.revoked.iter().enumerate() {
+            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+            write!(out, "\"{key}\": ")?;
+            serde_json::to_writer(&mut *out, name)?;
+        }
+        out.write_all(b"\n  }")?;
+    }
+    out.write_all(b"\n}\n")
 }
 
 /// Writes `file` to `path` atomically: a temp file in the same directory (with the old file's
 /// permissions), fsync, rename, fsync the directory. If anything before the rename fails, the
 /// previous file is untouched. Returns the bytes written.
-pub fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
+pub fn save(path: &Path, contents: &Contents) -> io::Result<u64> {
     let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
     })?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let written = write_synced(&tmp, file, fs::metadata(path).ok()).and_then(|bytes| {
+    let written = write_synced(&tmp, contents, fs::metadata(path).ok()).and_then(|bytes| {
         fs::rename(&tmp, path)?;
         Ok(bytes)
     });
@@ -459,14 +477,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_synced(tmp: &Path, file: &StateFile, previous: Option<fs::Metadata>) -> io::Result<u64> {
+fn write_synced(tmp: &Path, contents: &Contents, previous: Option<fs::Metadata>) -> io::Result<u64> {
     let created = File::create(tmp)?;
     if let Some(previous) = previous {
         created.set_permissions(previous.permissions())?;
     }
     let mut out = BufWriter::with_capacity(1 << 20, created);
-    serde_json::to_writer_pretty(&mut out, file)?;
-    out.write_all(b"\n")?;
+    write_state(&mut out, contents)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     file.metadata().map(|m| m.len())
@@ -517,6 +534,21 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn empty() -> Contents<'static> {
+        Contents {
+            torrents: &[],
+            users: &[],
+            revoked: &[],
+            saved_at_unix: 1,
+        }
+    }
+
+    fn written(contents: &Contents) -> String {
+        let mut out = Vec::new();
+        write_state(&mut out, contents).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 
     fn legacy_fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -614,19 +646,38 @@ mod tests {
             disabled: true,
         };
         let revoked = vec![(Passkey::generate(), "alice".to_owned())];
-        let text = serde_json::to_string_pretty(&to_file(
-            std::slice::from_ref(&torrent),
-            std::slice::from_ref(&alice),
-            &revoked,
-            5,
-        ))
-        .unwrap();
+        let text = written(&Contents {
+            torrents: std::slice::from_ref(&torrent),
+            users: std::slice::from_ref(&alice),
+            revoked: &revoked,
+            saved_at_unix: 5,
+        });
         let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
         assert!(!back.legacy);
         assert!(back.skipped.is_empty(), "{:?}", back.skipped);
         assert_eq!(back.torrents, vec![torrent]);
         assert_eq!(back.users, vec![alice]);
         assert_eq!(back.revoked, revoked);
+    }
+
+    #[test]
+    fn an_empty_state_and_odd_names_write_valid_json() {
+        let text = written(&empty());
+        let back: StateFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.version, Some(VERSION));
+        let torrent = TorrentSnapshot {
+            info_hash: InfoHash([1; 20]),
+            registered: false,
+            info: TorrentInfo {
+                name: "quote \" backslash \\ newline \n tab \t ☃".into(),
+                ..TorrentInfo::default()
+            },
+            completions: 0,
+            peers: vec![],
+        };
+        let contents = Contents { torrents: std::slice::from_ref(&torrent), ..empty() };
+        let back = from_file(serde_json::from_str(&written(&contents)).unwrap()).unwrap();
+        assert_eq!(back.torrents, vec![torrent]);
     }
 
     #[test]
@@ -689,7 +740,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "old").unwrap();
-        let bytes = save(&path, &to_file(&[], &[], &[], 1)).unwrap();
+        let bytes = save(&path, &&empty()).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(bytes as usize, text.len());
         assert!(text.contains("\"version\": 2"));
@@ -707,7 +758,7 @@ mod tests {
         fs::write(&path, "previous").unwrap();
         // A directory where the temp file goes makes the write fail, whoever runs the test.
         fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
-        assert!(save(&path, &to_file(&[], &[], &[], 1)).is_err());
+        assert!(save(&path, &&empty()).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
     }
 
@@ -718,7 +769,7 @@ mod tests {
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        save(&path, &to_file(&[], &[], &[], 1)).unwrap();
+        save(&path, &&empty()).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
