@@ -240,7 +240,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
             InfoHash::from_hex(&key)
                 .map_err(|_| format!("torrent key {key:?} is not a 40-character hex info hash"))?
         };
-        let mut peers: HashMap<SocketAddr, Peer> = HashMap::new();
+        let mut peers: Vec<Peer> = Vec::with_capacity(entry.peers_info.len());
         for entry_peer in entry.peers_info {
             match peer_from_entry(&entry_peer, legacy) {
                 Ok(mut peer) => {
@@ -250,13 +250,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                         .and_then(|n| user_ids.get(n))
                         .copied()
                         .unwrap_or(0);
-                    // The same address twice: keep the newest (the original kept the newest per peer id).
-                    let newer = peers
-                        .get(&peer.addr)
-                        .is_none_or(|old| old.last_seen_unix < peer.last_seen_unix);
-                    if newer {
-                        peers.insert(peer.addr, peer);
-                    }
+                    peers.push(peer);
                 }
                 Err(why) => loaded.skipped.push(format!(
                     "torrent {info_hash}: peer {:?} {}:{}: {why}",
@@ -264,6 +258,13 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                 )),
             }
         }
+        // The same peer twice: keep the newest (the original kept the newest per peer id).
+        peers.sort_by(|a, b| {
+            (a.addr, a.user)
+                .cmp(&(b.addr, b.user))
+                .then(b.last_seen_unix.cmp(&a.last_seen_unix))
+        });
+        peers.dedup_by(|later, first| (later.addr, later.user) == (first.addr, first.user));
         loaded.peers += peers.len();
         let InfoEntry {
             name,
@@ -292,7 +293,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                 created_by,
             },
             completions: entry.completions,
-            peers: peers.into_values().collect(),
+            peers,
         });
     }
     Ok(loaded)
