@@ -280,7 +280,11 @@ impl PeerSet {
         let mut rng = rand::thread_rng();
         let start = rng.gen_range(0..total);
         let prime = STRIDES[rng.gen_range(0..STRIDES.len())];
-        let stride = if total.is_multiple_of(prime) { 1 } else { prime % total };
+        let stride = if total.is_multiple_of(prime) {
+            1
+        } else {
+            prime % total
+        };
         let mut i = start;
         for _ in 0..total {
             let at = first + i;

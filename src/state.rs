@@ -349,15 +349,26 @@ pub struct Contents<'a> {
 /// peer per line. Streamed straight to `out` (no document is built in memory first), and read back
 /// by [`StateFile`].
 pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> {
-    let names: HashMap<UserId, &str> = contents.users.iter().map(|u| (u.id, u.name.as_str())).collect();
+    let names: HashMap<UserId, &str> = contents
+        .users
+        .iter()
+        .map(|u| (u.id, u.name.as_str()))
+        .collect();
     let mut order: Vec<&TorrentSnapshot> = contents.torrents.iter().collect();
     order.sort_by_key(|t| t.info_hash);
-    write!(out, "{{\n  \"version\": {VERSION},\n  \"saved_at\": {},\n  \"torrents\": {{", contents.saved_at_unix)?;
+    write!(
+        out,
+        "{{\n  \"version\": {VERSION},\n  \"saved_at\": {},\n  \"torrents\": {{",
+        contents.saved_at_unix
+    )?;
     for (n, t) in order.iter().enumerate() {
         let hex = t.info_hash.to_hex();
         let info = &t.info;
         out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
-        write!(out, "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": ")?;
+        write!(
+            out,
+            "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": "
+        )?;
         serde_json::to_writer(&mut *out, &info.name)?;
         write!(
             out,
@@ -370,7 +381,11 @@ pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> 
         out.write_all(b"},\n      \"peers_info\": [")?;
         let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
         for (i, p) in t.peers.iter().enumerate() {
-            out.write_all(if i == 0 { b"\n        " } else { b",\n        " })?;
+            out.write_all(if i == 0 {
+                b"\n        "
+            } else {
+                b",\n        "
+            })?;
             out.write_all(b"{\"peer_id\": ")?;
             serde_json::to_writer(&mut *out, &p.peer_id.to_text())?;
             write!(
@@ -415,7 +430,11 @@ pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> 
         for (n, u) in contents.users.iter().enumerate() {
             out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
             serde_json::to_writer(&mut *out, &u.name)?;
-            write!(out, ": {{\"passkey\": \"{}\", \"created\": {}, \"last_seen\": ", u.passkey, u.created_unix)?;
+            write!(
+                out,
+                ": {{\"passkey\": \"{}\", \"created\": {}, \"last_seen\": ",
+                u.passkey, u.created_unix
+            )?;
             match u.last_seen_unix {
                 Some(t) => write!(out, "{t}")?,
                 None => out.write_all(b"null")?,
@@ -478,7 +497,11 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_synced(tmp: &Path, contents: &Contents, previous: Option<fs::Metadata>) -> io::Result<u64> {
+fn write_synced(
+    tmp: &Path,
+    contents: &Contents,
+    previous: Option<fs::Metadata>,
+) -> io::Result<u64> {
     let created = File::create(tmp)?;
     if let Some(previous) = previous {
         created.set_permissions(previous.permissions())?;
@@ -676,7 +699,10 @@ mod tests {
             completions: 0,
             peers: vec![],
         };
-        let contents = Contents { torrents: std::slice::from_ref(&torrent), ..empty() };
+        let contents = Contents {
+            torrents: std::slice::from_ref(&torrent),
+            ..empty()
+        };
         let back = from_file(serde_json::from_str(&written(&contents)).unwrap()).unwrap();
         assert_eq!(back.torrents, vec![torrent]);
     }

@@ -31,7 +31,9 @@ fn percentile(sorted: &[u128], p: f64) -> u128 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>().expect("a number"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u32>().expect("a number"));
     let peers = args.next().unwrap_or(100_000);
     let calls = args.next().unwrap_or(200_000);
     let swarm = Swarm::new(SwarmConfig {
@@ -44,10 +46,14 @@ fn main() {
     });
     let now = 1_700_000_000;
     for n in 0..peers {
-        swarm.announce(&request(1, 1000 + n, u64::from(n % 4)), 0, now).expect("open");
+        swarm
+            .announce(&request(1, 1000 + n, u64::from(n % 4)), 0, now)
+            .expect("open");
     }
     for n in 0..10 {
-        swarm.announce(&request(2, 1000 + n, u64::from(n % 4)), 0, now).expect("open");
+        swarm
+            .announce(&request(2, 1000 + n, u64::from(n % 4)), 0, now)
+            .expect("open");
     }
     let mut times: [Vec<u128>; 2] = [Vec::new(), Vec::new()];
     for call in 0..calls {
