@@ -767,7 +767,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "old").unwrap();
-        let bytes = save(&path, &&empty()).unwrap();
+        let bytes = save(&path, &empty()).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(bytes as usize, text.len());
         assert!(text.contains("\"version\": 2"));
@@ -785,7 +785,7 @@ mod tests {
         fs::write(&path, "previous").unwrap();
         // A directory where the temp file goes makes the write fail, whoever runs the test.
         fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
-        assert!(save(&path, &&empty()).is_err());
+        assert!(save(&path, &empty()).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
     }
 
@@ -796,7 +796,7 @@ mod tests {
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        save(&path, &&empty()).unwrap();
+        save(&path, &empty()).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
