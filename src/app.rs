@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{error, info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::state;
 use crate::swarm::Swarm;
 use crate::users::Users;
@@ -20,6 +21,7 @@ pub struct App {
     pub config: Config,
     pub swarm: Swarm,
     pub users: Users,
+    pub metrics: Metrics,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save so two saves never share the temp file.
@@ -44,6 +46,7 @@ impl App {
             config,
             swarm,
             users,
+            metrics: Metrics::default(),
             legacy_file_pending: Mutex::new(loaded_legacy_file),
             save_lock: Mutex::new(()),
             shutdown: Mutex::new(false),
@@ -78,10 +81,12 @@ impl App {
             saved_at_unix: now,
         };
         let bytes = state::save(path, &contents).map_err(|e| {
+            self.metrics.save_failed();
             let message = format!("saving {} failed: {e}", path.display());
             error!("{message}; the previous file is untouched");
             message
         })?;
+        self.metrics.saved(now, started.elapsed(), bytes);
         let report = SaveReport {
             torrents: snapshot.len(),
             peers,
@@ -108,6 +113,7 @@ impl App {
             return Ok(());
         }
         let copy = state::keep_legacy_copy(path).map_err(|e| {
+            self.metrics.save_failed();
             let message = format!(
                 "keeping a copy of the legacy state file {} failed: {e}",
                 path.display()

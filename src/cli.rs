@@ -234,6 +234,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", env = "TINYTRACKER_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Let anyone read /metrics (Prometheus); by default it follows the admin access rule.
+    #[arg(long, env = "TINYTRACKER_PUBLIC_METRICS", value_parser = BoolishValueParser::new())]
+    pub public_metrics: bool,
+
     /// Also append the log to this file (stderr always gets it).
     #[arg(long, value_name = "PATH", env = "TINYTRACKER_LOG_FILE")]
     pub log_file: Option<PathBuf>,

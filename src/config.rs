@@ -26,6 +26,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
     pub require_passkey: bool,
+    /// `/metrics` without the admin access rule.
+    pub public_metrics: bool,
     /// Where clients reach the tracker, without a trailing slash; `None`: taken from the request.
     pub public_url: Option<String>,
 }
@@ -105,6 +107,7 @@ impl Config {
             log_level,
             log_file: cli.log_file,
             require_passkey: cli.require_passkey || cli.private,
+            public_metrics: cli.public_metrics,
             public_url,
         })
     }

@@ -10,6 +10,7 @@ use crate::admin;
 use crate::app::App;
 use crate::error::{AdminError, ProtocolError};
 use crate::http;
+use crate::metrics::{Endpoint, Gauges, Outcome};
 use crate::protocol;
 use crate::routes::{self, Route};
 use crate::swarm::canonical_ip;
@@ -57,6 +58,16 @@ impl Reply {
         reply
     }
 
+    /// How `/metrics` counts this reply.
+    pub fn outcome(&self) -> Outcome {
+        match self.status {
+            500.. => Outcome::Error,
+            400.. => Outcome::Refused,
+            _ if self.body.starts_with(b"d14:failure reason") => Outcome::Refused,
+            _ => Outcome::Ok,
+        }
+    }
+
     pub fn as_response(&self) -> http::Response<'_> {
         http::Response {
             status: self.status,
@@ -101,9 +112,13 @@ impl Prepared {
         };
         let token = token(&request, &query);
         let route = routes::resolve(&request.method, &path).and_then(|route| {
-            // With passkeys required, the list of every torrent is for operators only.
-            let admin_only =
-                route.is_admin() || (route == Route::Stats && app.config.require_passkey);
+            // With passkeys required, the list of every torrent is for operators only;
+            // /metrics is for operators unless made public.
+            let admin_only = match route {
+                Route::Stats => app.config.require_passkey,
+                Route::Metrics => !app.config.public_metrics,
+                _ => route.is_admin(),
+            };
             if admin_only {
                 let known = client.known.then_some(client.ip);
                 admin::check_access(known, token.as_deref(), app.config.admin_token.as_deref())?;
@@ -133,6 +148,18 @@ impl Prepared {
             )
     }
 
+    /// What `/metrics` counts this request as.
+    pub fn endpoint(&self) -> Endpoint {
+        match &self.route {
+            Ok(Route::Announce { .. }) => Endpoint::Announce,
+            Ok(Route::Scrape { .. }) => Endpoint::Scrape,
+            Ok(Route::Stats) => Endpoint::Stats,
+            Ok(Route::Metrics) => Endpoint::Metrics,
+            Ok(_) => Endpoint::Admin,
+            Err(_) => Endpoint::Other,
+        }
+    }
+
     /// For logs: the client and the path with any passkey hidden.
     pub fn describe(&self) -> String {
         format!("{} {}", self.client.ip, redact(&self.path))
@@ -159,7 +186,7 @@ impl Prepared {
 /// HEAD answers like GET would, with no body and no side effects.
 fn head_reply(route: &Route, req: &Prepared) -> Reply {
     let content_type = match route {
-        Route::Announce { .. } => "text/plain",
+        Route::Announce { .. } | Route::Metrics => "text/plain",
         Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
         _ => "application/json",
     };
@@ -185,6 +212,18 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
         }
         Route::Scrape { passkey } => return scrape(app, req, passkey.as_deref(), now),
         Route::Stats => Ok(admin::stats(swarm, now)),
+        Route::Metrics => {
+            let (torrents, seeders, leechers) = swarm.counts();
+            let gauges = Gauges {
+                torrents,
+                seeders,
+                leechers,
+                users: users.len(),
+            };
+            let mut reply = Reply::bencode(app.metrics.render(gauges).into_bytes());
+            reply.content_type = "text/plain; version=0.0.4";
+            return reply;
+        }
         Route::AddTorrentInfo | Route::RegisterTorrent => admin::add_torrent_info(swarm, body, now),
         Route::SaveState => admin::save_state(app),
         Route::Shutdown => {

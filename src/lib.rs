@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod legacy;
 pub mod metainfo;
+pub mod metrics;
 pub mod operator;
 pub mod peers;
 pub mod protocol;

@@ -14,6 +14,7 @@ pub enum Route {
         passkey: Option<String>,
     },
     Stats,
+    Metrics,
     AddTorrentInfo,
     SaveState,
     Shutdown,
@@ -73,6 +74,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
             ),
         ),
         ["stats"] => ("GET, HEAD", get(method, Route::Stats)),
+        ["metrics"] => ("GET, HEAD", get(method, Route::Metrics)),
         ["add_torrent_info"] => ("POST", (method == "POST").then_some(Route::AddTorrentInfo)),
         ["shutdown"] => ("POST", (method == "POST").then_some(Route::Shutdown)),
         ["save_state"] => (
@@ -143,6 +145,8 @@ mod tests {
         assert_eq!(ok("HEAD", "/announce"), Route::Announce { passkey: None });
         assert_eq!(ok("GET", "/scrape"), Route::Scrape { passkey: None });
         assert_eq!(ok("GET", "/stats"), Route::Stats);
+        assert_eq!(ok("GET", "/metrics"), Route::Metrics);
+        assert!(ok("GET", "/metrics").is_admin(), "unless --public-metrics");
         assert_eq!(ok("POST", "/add_torrent_info"), Route::AddTorrentInfo);
         assert_eq!(ok("GET", "/save_state"), Route::SaveState);
         assert_eq!(ok("POST", "/save_state"), Route::SaveState);

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,6 +22,7 @@ use crate::admin::BODY_LIMIT;
 use crate::app::App;
 use crate::dispatch::{Prepared, Reply};
 use crate::http;
+use crate::metrics::Endpoint;
 
 /// A connection that sent nothing for this long (between requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -114,7 +115,6 @@ pub fn start(
     limits: Limits,
 ) -> anyhow::Result<Server> {
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
-    let open = Arc::new(AtomicUsize::new(0));
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
     for listener in listeners {
@@ -137,7 +137,6 @@ pub fn start(
             conns: Slab::new(),
             jobs: jobs_tx.clone(),
             replies: replies_rx,
-            open: Arc::clone(&open),
             limits,
             accepting: true,
         };
@@ -198,12 +197,14 @@ impl Server {
 /// A slow request, sent to the admin thread; the answer goes back to the worker and connection.
 struct Job {
     prepared: Prepared,
+    endpoint: Endpoint,
     worker: usize,
     conn: usize,
     generation: u64,
 }
 
 struct Answer {
+    endpoint: Endpoint,
     conn: usize,
     generation: u64,
     reply: Reply,
@@ -214,6 +215,7 @@ fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &[(Sender<Answer>, Arc<Wa
         let reply = job.prepared.run(app);
         if let Some((sender, waker)) = workers.get(job.worker) {
             let answer = Answer {
+                endpoint: job.endpoint,
                 conn: job.conn,
                 generation: job.generation,
                 reply,
@@ -258,8 +260,6 @@ struct Worker {
     conns: Slab<Conn>,
     jobs: Sender<Job>,
     replies: Receiver<Answer>,
-    /// Connections open across all workers.
-    open: Arc<AtomicUsize>,
     limits: Limits,
     accepting: bool,
 }
@@ -332,7 +332,9 @@ impl Worker {
             };
             match socket.accept() {
                 Ok((stream, peer)) => {
-                    if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+                    let open = &self.app.metrics.open_connections;
+                    if open.load(Ordering::Relaxed) >= self.limits.max_connections {
+                        self.app.metrics.connection_refused();
                         // Early refusal: closing at once costs less than a thread or a buffer.
                         debug!(
                             "refused {peer}: {} connections open",
@@ -355,7 +357,10 @@ impl Worker {
                         registered: None,
                         generation: *generation,
                     });
-                    self.open.fetch_add(1, Ordering::Relaxed);
+                    self.app
+                        .metrics
+                        .open_connections
+                        .fetch_add(1, Ordering::Relaxed);
                     // The request is usually in already (deferred accept): answer it before
                     // involving the event loop at all; a one-shot connection never joins it.
                     self.on_ready(key);
@@ -435,6 +440,7 @@ impl Worker {
                 http::Parse::Error(status, message) => {
                     let reply = Reply::json(status, &serde_json::json!({ "error": message }));
                     debug!("{} bad request -> {status}: {message}", conn.peer);
+                    self.app.metrics.request(Endpoint::Other, reply.outcome());
                     http::write_response(&mut conn.output, &reply.as_response(), false, false);
                     conn.close_when_written = true;
                     conn.input.clear();
@@ -453,6 +459,7 @@ impl Worker {
             if prepared.is_slow() {
                 conn.waiting = Some(PendingReply { keep_alive, http10 });
                 let job = Job {
+                    endpoint: prepared.endpoint(),
                     prepared,
                     worker: self.index,
                     conn: key,
@@ -465,7 +472,13 @@ impl Worker {
                 return;
             }
             let described = log::log_enabled!(log::Level::Debug).then(|| prepared.describe());
+            let endpoint = prepared.endpoint();
+            let started = Instant::now();
             let reply = prepared.run(&self.app);
+            if endpoint == Endpoint::Announce {
+                self.app.metrics.announce_took(started.elapsed());
+            }
+            self.app.metrics.request(endpoint, reply.outcome());
             if let Some(described) = described {
                 debug!(
                     "{described} {method} -> {} ({} bytes)",
@@ -487,6 +500,9 @@ impl Worker {
     }
 
     fn deliver(&mut self, answer: Answer) {
+        self.app
+            .metrics
+            .request(answer.endpoint, answer.reply.outcome());
         let Some(conn) = self.conns.get_mut(answer.conn) else {
             return;
         };
@@ -576,7 +592,10 @@ impl Worker {
     fn close(&mut self, key: usize) {
         // Closing the socket (dropping the stream) also takes it out of the event loop.
         if self.conns.try_remove(key).is_some() {
-            self.open.fetch_sub(1, Ordering::Relaxed);
+            self.app
+                .metrics
+                .open_connections
+                .fetch_sub(1, Ordering::Relaxed);
         }
     }
 

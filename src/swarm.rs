@@ -432,6 +432,17 @@ impl Swarm {
         removed
     }
 
+    /// (torrents, seeders, leechers) right now, counting peers not yet swept.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.shards.iter().fold((0, 0, 0), |(t, s, l), shard| {
+            let shard = lock(shard);
+            let (seeders, leechers) = shard.values().fold((0, 0), |(s, l), t| {
+                (s + t.peers.seeders(), l + t.peers.leechers())
+            });
+            (t + shard.len(), s + seeders, l + leechers)
+        })
+    }
+
     /// (torrents, peers) right now, counting peers not yet swept.
     pub fn totals(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(t, p), shard| {

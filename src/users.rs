@@ -217,6 +217,14 @@ impl Users {
         Ok(user)
     }
 
+    pub fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every user, sorted by name.
     pub fn list(&self) -> Vec<User> {
         let mut users: Vec<User> = self.lock().by_id.values().cloned().collect();

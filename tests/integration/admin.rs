@@ -347,3 +347,77 @@ fn a_bad_json_scrape_is_a_json_400() {
         json!({"error": "info_hash must be 20 bytes, got 3"})
     );
 }
+
+#[test]
+fn metrics_count_requests_saves_and_connections_for_operators() {
+    let tracker = Tracker::start(&["--trusted-proxy", "127.0.0.1"]);
+    let local = [("X-Forwarded-For", "127.0.0.1")];
+    let announce = |query: String| {
+        tracker
+            .request("GET", &format!("/announce?{query}"), &local, b"")
+            .status
+    };
+    assert_eq!(
+        announce(format!(
+            "info_hash={}&peer_id={}&port=1&left=0",
+            escape(&id(1)),
+            escape(&id(2))
+        )),
+        200
+    );
+    assert_eq!(
+        announce(format!(
+            "info_hash={}&peer_id={}&port=2&left=5",
+            escape(&id(1)),
+            escape(&id(3))
+        )),
+        200
+    );
+    assert_eq!(announce("info_hash=short".into()), 200);
+    assert_eq!(
+        tracker.request("GET", "/save_state", &local, b"").status,
+        200
+    );
+
+    let reply = tracker.request("GET", "/metrics", &local, b"");
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("Content-Type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = reply.text();
+    for line in [
+        "tinytracker_requests_total{endpoint=\"announce\",outcome=\"ok\"} 2",
+        "tinytracker_requests_total{endpoint=\"announce\",outcome=\"refused\"} 1",
+        "tinytracker_requests_total{endpoint=\"admin\",outcome=\"ok\"} 1",
+        "tinytracker_announce_duration_seconds_count 3",
+        "tinytracker_torrents 1",
+        "tinytracker_seeders 1",
+        "tinytracker_leechers 1",
+        "tinytracker_save_failures_total 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    let open: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tinytracker_open_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(open >= 1.0, "this request's own connection is open");
+    let saved_at: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tinytracker_last_save_timestamp_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(saved_at > 1.7e9);
+
+    let remote = [("X-Forwarded-For", "203.0.113.4")];
+    assert_eq!(tracker.request("GET", "/metrics", &remote, b"").status, 403);
+    let public = Tracker::start(&["--trusted-proxy", "127.0.0.1", "--public-metrics"]);
+    assert_eq!(public.request("GET", "/metrics", &remote, b"").status, 200);
+}
