@@ -110,14 +110,11 @@ impl Metrics {
     /// The exposition, Prometheus text format 0.0.4.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(
-                out,
-                "# HELP tinytracker_{name} {help}\n# TYPE tinytracker_{name} {kind}"
-            );
-        };
-        metric("requests_total", "counter", "Requests answered, by endpoint and outcome (refused: failure reason or 4xx; error: 5xx).");
-        drop(metric);
+        let _ = writeln!(
+            out,
+            "# HELP tinytracker_requests_total Requests answered, by endpoint and outcome \
+             (refused: failure reason or 4xx; error: 5xx).\n# TYPE tinytracker_requests_total counter"
+        );
         for (e, (_, endpoint)) in ENDPOINTS.iter().enumerate() {
             for (o, (_, outcome)) in OUTCOMES.iter().enumerate() {
                 let n = self.requests[e][o].load(Relaxed);
