@@ -6,6 +6,7 @@ mod add_torrent_info;
 mod admin;
 mod announce;
 mod e2e;
+mod hostile;
 mod persistence;
 mod private;
 mod scrape;
