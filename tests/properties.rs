@@ -1,0 +1,164 @@
+//! Every parser survives any input: property tests over the query parser, bencode and .torrent
+//! parsing, the HTTP request reader, the legacy key decoders, the state file loader and the admin
+//! JSON bodies. Each property is "returns (Ok or a clear Err), never panics", plus round trips.
+
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use tinytracker::ids::{InfoHash, PeerId};
+use tinytracker::swarm::{Swarm, SwarmConfig};
+use tinytracker::users::Users;
+use tinytracker::{admin, bencode, http, legacy, metainfo, protocol, state};
+
+fn swarm() -> Swarm {
+    Swarm::new(SwarmConfig {
+        interval_secs: 1800,
+        min_interval_secs: 900,
+        peer_timeout_secs: 3600,
+        default_numwant: 50,
+        max_numwant: 200,
+        registered_only: false,
+    })
+}
+
+/// Query-like text: mostly the characters queries are made of, with escapes and odd bytes.
+fn query_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("info_hash=".to_owned()),
+            Just("peer_id=".to_owned()),
+            Just("port=".to_owned()),
+            Just("&".to_owned()),
+            Just("=".to_owned()),
+            Just("%".to_owned()),
+            Just("+".to_owned()),
+            "%[0-9a-fA-F]{2}",
+            "[0-9]{1,25}",
+            "[a-z_]{1,8}",
+            any::<char>().prop_map(String::from),
+        ],
+        0..60,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn announce_and_scrape_queries_never_panic(query in query_text()) {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        if let Ok(req) = protocol::parse_announce(&query, ip) {
+            prop_assert_eq!(req.addr.ip(), ip);
+            prop_assert!(req.addr.port() > 0);
+        }
+        if let Ok(hashes) = protocol::parse_scrape(&query) {
+            prop_assert!(!hashes.is_empty() && hashes.len() <= protocol::MAX_SCRAPE_HASHES);
+        }
+    }
+
+    #[test]
+    fn any_20_bytes_survive_percent_encoding(raw in prop::array::uniform20(any::<u8>()), peer in prop::array::uniform20(any::<u8>())) {
+        let escape = |b: &[u8]| b.iter().map(|x| format!("%{x:02X}")).collect::<String>();
+        let query = format!("info_hash={}&peer_id={}&port=1", escape(&raw), escape(&peer));
+        let req = protocol::parse_announce(&query, "::1".parse().unwrap()).unwrap();
+        prop_assert_eq!(req.info_hash, InfoHash(raw));
+        prop_assert_eq!(req.peer_id, PeerId(peer));
+    }
+
+    #[test]
+    fn bencode_and_torrent_parsing_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = bencode::decode(&bytes);
+        let _ = metainfo::parse(&bytes);
+    }
+
+    #[test]
+    fn bencode_shaped_input_never_panics(parts in prop::collection::vec(prop_oneof![
+        Just(b"d".to_vec()), Just(b"l".to_vec()), Just(b"e".to_vec()), Just(b"i".to_vec()),
+        Just(b"4:info".to_vec()), Just(b"6:pieces".to_vec()), Just(b"12:meta version".to_vec()),
+        "[0-9]{1,3}:".prop_map(String::into_bytes), "-?[0-9]{1,20}".prop_map(String::into_bytes),
+        prop::collection::vec(any::<u8>(), 0..8),
+    ], 0..40)) {
+        let bytes = parts.concat();
+        if let Ok(value) = bencode::decode(&bytes) {
+            prop_assert_eq!(value.raw, &bytes[..], "a whole-input value spans the input");
+        }
+        let _ = metainfo::parse(&bytes);
+    }
+
+    #[test]
+    fn http_requests_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        match http::parse(&bytes, 1024) {
+            http::Parse::Complete(_, used) => prop_assert!(used <= bytes.len()),
+            http::Parse::Incomplete { .. } | http::Parse::Error(..) => {}
+        }
+    }
+
+    #[test]
+    fn http_shaped_requests_never_panic(
+        method in "[A-Z]{1,7}", target in "[ -~]{0,80}", headers in prop::collection::vec(("[A-Za-z-]{1,20}", "[ -~]{0,40}"), 0..10), body in "[ -~]{0,40}"
+    ) {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\n");
+        for (name, value) in &headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(&body);
+        let _ = http::parse(raw.as_bytes(), 1024);
+    }
+
+    #[test]
+    fn legacy_decoders_never_panic_and_round_trip(text in "[ -~\u{80}-\u{10FFFF}%]{0,70}", raw in prop::array::uniform20(any::<u8>())) {
+        for candidate in legacy::werkzeug_candidates(&text) {
+            prop_assert_eq!(legacy::werkzeug_key(&candidate), text.clone());
+        }
+        for candidate in legacy::cform_candidates(&text) {
+            prop_assert_eq!(legacy::custom_urlencode(&candidate), text.clone());
+        }
+        prop_assert!(legacy::werkzeug_candidates(&legacy::werkzeug_key(&raw)).contains(&raw));
+        prop_assert!(legacy::cform_candidates(&legacy::custom_urlencode(&raw)).contains(&raw));
+    }
+
+    #[test]
+    fn state_files_never_panic_the_loader(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(file) = serde_json::from_slice::<state::StateFile>(&bytes) {
+            let _ = state::from_file(file);
+        }
+    }
+
+    #[test]
+    fn state_shaped_files_never_panic_the_loader(
+        version in prop::option::of(0u32..5), key in "[ -~\u{80}-\u{FFFF}]{0,45}",
+        peer_id in "[ -~\u{80}-\u{FFFF}]{0,30}", ip in "[0-9a-f.:]{0,20}", port in any::<i64>(), left in any::<f64>(), last_seen in any::<f64>()
+    ) {
+        let mut file = serde_json::json!({"torrents": {key.clone(): {"info": {"name": key}, "peers_info": [{
+            "peer_id": peer_id, "ip": ip, "port": port, "last_seen": if last_seen.is_finite() { last_seen } else { 0.0 },
+            "uploaded": 1, "downloaded": 2, "left": if left.is_finite() { left } else { 0.0 }, "is_seeder": false}]}}});
+        if let Some(v) = version {
+            file["version"] = v.into();
+        }
+        if let Ok(parsed) = serde_json::from_value::<state::StateFile>(file) {
+            let _ = state::from_file(parsed);
+        }
+    }
+
+    #[test]
+    fn admin_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), text in "[ -~]{0,120}") {
+        let swarm = swarm();
+        let users = Users::default();
+        for body in [bytes.as_slice(), text.as_bytes()] {
+            let _ = admin::add_torrent_info(&swarm, body, 1_700_000_000);
+            let _ = admin::create_user(&users, body, "http://t", 1_700_000_000);
+        }
+    }
+
+    #[test]
+    fn admin_json_bodies_of_any_shape_never_panic(value in any::<Option<i64>>(), name in "[ -~]{0,50}", hash in "[ -~]{0,60}") {
+        let swarm = swarm();
+        let body = serde_json::json!({"info_hash": hash, "name": name, "size": value, "piece_length": value, "creation_date": value});
+        if let Ok(answer) = admin::add_torrent_info(&swarm, body.to_string().as_bytes(), 1_700_000_000) {
+            prop_assert_eq!(answer["info_hash"].as_str().unwrap().len(), 40);
+        }
+    }
+}
