@@ -144,7 +144,11 @@ impl Prepared {
         !self.head_only
             && matches!(
                 self.route,
-                Ok(Route::SaveState | Route::Stats | Route::ListTorrents | Route::ListUsers)
+                Ok(Route::SaveState
+                    | Route::Stats
+                    | Route::Metrics
+                    | Route::ListTorrents
+                    | Route::ListUsers)
             )
     }
 

@@ -306,17 +306,25 @@ impl PeerSet {
         out
     }
 
-    /// Swaps two positions, keeping the index right.
+    /// Swaps two positions, keeping the index right. The index entry of `a` is parked on a
+    /// sentinel first, so no two entries ever hold the same position (a lookup by position could
+    /// otherwise pick the wrong key's entry).
     fn swap(&mut self, a: usize, b: usize) {
         if a == b {
             return;
         }
         if let Some(index) = &mut self.index {
-            for (from, to) in [(a, b), (b, a)] {
-                let hash = index.hash(&self.entries[from].key());
-                if let Some(slot) = index.table.find_mut(hash, |&at| at as usize == from) {
-                    *slot = to as u32;
-                }
+            const PARKED: u32 = u32::MAX;
+            let hash_a = index.hash(&self.entries[a].key());
+            let hash_b = index.hash(&self.entries[b].key());
+            if let Some(slot) = index.table.find_mut(hash_a, |&at| at as usize == a) {
+                *slot = PARKED;
+            }
+            if let Some(slot) = index.table.find_mut(hash_b, |&at| at as usize == b) {
+                *slot = a as u32;
+            }
+            if let Some(slot) = index.table.find_mut(hash_a, |&at| at == PARKED) {
+                *slot = b as u32;
             }
         }
         self.entries.swap(a, b);
@@ -423,6 +431,39 @@ mod tests {
                 assert_eq!(set.find(&Key::new(addr(n), 0)), None);
             }
         }
+    }
+
+    #[test]
+    fn many_random_operations_keep_the_index_right() {
+        // Small xorshift so the sequence is repeatable.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut set = PeerSet::default();
+        for step in 0..200_000 {
+            let n = (next() % 120) as u32;
+            let found = set.find(&Key::new(addr(n), 0));
+            match (next() % 3, found) {
+                (0, None) => {
+                    set.insert(entry(n, 1), next() % 2);
+                }
+                (1, Some(at)) => {
+                    set.remove(at);
+                }
+                (_, Some(at)) => {
+                    set.set_left(at, next() % 2);
+                }
+                _ => {}
+            }
+            if step % 1000 == 0 {
+                check(&set);
+            }
+        }
+        check(&set);
     }
 
     #[test]

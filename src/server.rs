@@ -30,6 +30,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// An answer the client does not read within this long is dropped with its connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Input held for one connection before it is answered; beyond it reading pauses (a complete
+/// request is at most a 16 KiB head and a 64 KiB body).
+const MAX_INPUT: usize = http::MAX_HEAD_BYTES + BODY_LIMIT;
+/// Answers waiting for a client to read them; beyond this, its requests are not read.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+/// Buffers bigger than this are given back once empty.
+const KEEP_BUFFER: usize = 16 * 1024;
 /// How often each worker looks for timed-out connections.
 const TICK: Duration = Duration::from_millis(500);
 const WAKER: Token = Token(usize::MAX);
@@ -240,6 +247,9 @@ struct Conn {
     /// A slow request is with the admin thread; nothing else is read until its answer is written.
     waiting: Option<PendingReply>,
     close_when_written: bool,
+    /// When the pending answer last moved (or started to wait): a client that reads nothing for
+    /// WRITE_TIMEOUT is dropped, however much it keeps sending.
+    write_progress: Instant,
     /// What the event loop watches for this connection; `None` until it first has to wait.
     registered: Option<Interest>,
     /// Tells answers for an earlier connection in the same slab slot apart.
@@ -354,6 +364,7 @@ impl Worker {
                         continue_sent: false,
                         waiting: None,
                         close_when_written: false,
+                        write_progress: Instant::now(),
                         registered: None,
                         generation: *generation,
                     });
@@ -376,47 +387,62 @@ impl Worker {
         }
     }
 
+    /// Reads what the client sent, answers it and writes the answers, until the socket has no more
+    /// to give or the connection has to wait: for an admin reply, or for the client to read what is
+    /// already waiting for it. Whoever ends the wait (an admin reply, writability) calls this again.
     fn on_ready(&mut self, key: usize) {
-        let mut closed = false;
-        if let Some(conn) = self.conns.get_mut(key) {
-            let mut chunk = [0u8; 8192];
-            loop {
-                match conn.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        if conn.input.is_empty() && conn.request_started.is_none() {
-                            conn.request_started = Some(Instant::now());
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let blocked = conn.waiting.is_some()
+                || conn.output.len() - conn.written > MAX_PENDING_OUTPUT
+                || conn.input.len() > MAX_INPUT;
+            let (mut eof, mut capped) = (false, false);
+            if !blocked {
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    match conn.stream.read(&mut chunk) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
                         }
-                        conn.input.extend_from_slice(&chunk[..n]);
-                        conn.last_activity = Instant::now();
-                        // A short read emptied the socket: later data brings a new readiness event.
-                        if n < chunk.len() || conn.input.len() > http::MAX_HEAD_BYTES + BODY_LIMIT {
+                        Ok(n) => {
+                            if conn.input.is_empty() && conn.request_started.is_none() {
+                                conn.request_started = Some(Instant::now());
+                            }
+                            conn.input.extend_from_slice(&chunk[..n]);
+                            conn.last_activity = Instant::now();
+                            if conn.input.len() > MAX_INPUT {
+                                // Answer what is in before reading more (the socket still has data).
+                                capped = true;
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            eof = true;
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
+                }
+            }
+            self.process(key);
+            if eof {
+                // The client sent all it will (or is gone): answer what it asked, then close.
+                match self.conns.get_mut(key) {
+                    Some(conn) if !conn.output.is_empty() || conn.waiting.is_some() => {
+                        conn.close_when_written = true
                     }
+                    _ => return self.close(key),
                 }
             }
-        }
-        self.process(key);
-        if closed {
-            // The client sent all it will (or is gone): answer what it asked, then close.
-            match self.conns.get_mut(key) {
-                Some(conn) if !conn.output.is_empty() || conn.waiting.is_some() => {
-                    conn.close_when_written = true
-                }
-                _ => return self.close(key),
+            self.flush(key);
+            if !capped || eof {
+                return;
             }
         }
-        self.flush(key);
     }
 
     /// Answers every complete request in the connection's input, in order.
@@ -528,8 +554,7 @@ impl Worker {
         if !keep_alive {
             conn.close_when_written = true;
         }
-        self.process(answer.conn);
-        self.flush(answer.conn);
+        self.on_ready(answer.conn);
     }
 
     /// Writes what it can; closes when done and asked to, waits for writability otherwise.
@@ -538,6 +563,9 @@ impl Worker {
             return;
         };
         let mut failed = false;
+        if conn.written == 0 && !conn.output.is_empty() {
+            conn.write_progress = Instant::now();
+        }
         while conn.written < conn.output.len() {
             match conn.stream.write(&conn.output[conn.written..]) {
                 Ok(0) => {
@@ -547,6 +575,7 @@ impl Worker {
                 Ok(n) => {
                     conn.written += n;
                     conn.last_activity = Instant::now();
+                    conn.write_progress = conn.last_activity;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -564,7 +593,14 @@ impl Worker {
         if done {
             conn.output.clear();
             conn.written = 0;
-            if conn.close_when_written {
+            if conn.output.capacity() > KEEP_BUFFER {
+                conn.output = Vec::new();
+            }
+            if conn.input.is_empty() && conn.input.capacity() > KEEP_BUFFER {
+                conn.input = Vec::new();
+            }
+            // A connection waiting for an admin reply still has an answer to write.
+            if conn.close_when_written && conn.waiting.is_none() {
                 self.close(key);
                 return;
             }
@@ -611,7 +647,7 @@ impl Worker {
                 let idle = c.input.is_empty()
                     && c.output.is_empty()
                     && now - c.last_activity > IDLE_TIMEOUT;
-                let not_reading = !c.output.is_empty() && now - c.last_activity > WRITE_TIMEOUT;
+                let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
                 slow_request || idle || not_reading
             })
             .map(|(key, _)| key)

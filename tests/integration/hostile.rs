@@ -146,3 +146,54 @@ fn fifty_hostile_requests_get_clear_errors_and_change_nothing() {
         "the good announces all came from one peer"
     );
 }
+
+#[test]
+fn a_thousand_pipelined_requests_on_one_connection_are_all_answered() {
+    let tracker = Tracker::start(&[]);
+    let mut stream = TcpStream::connect(tracker.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let padding = "x".repeat(900);
+    let one = format!(
+        "GET /scrape?info_hash={}&pad={padding} HTTP/1.1\r\nHost: t\r\n\r\n",
+        escape(&id(1))
+    );
+    let mut all = one.repeat(999).into_bytes();
+    all.extend_from_slice(
+        one.replace("Host: t", "Host: t\r\nConnection: close")
+            .as_bytes(),
+    );
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&all))
+    };
+    let mut answers = Vec::new();
+    stream.read_to_end(&mut answers).unwrap();
+    writer.join().unwrap().unwrap();
+    let count = answers
+        .windows(15)
+        .filter(|w| w == b"HTTP/1.1 200 OK")
+        .count();
+    assert_eq!(count, 1000);
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_a_slow_answer() {
+    let tracker = Tracker::start(&[]);
+    let mut stream = TcpStream::connect(tracker.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK") && text.ends_with("{}\n"),
+        "{text:?}"
+    );
+}
