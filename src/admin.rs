@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
 use crate::api::AddTorrentInfoReply;
@@ -17,15 +18,17 @@ use crate::users::{User, UserError, Users};
 /// Largest `/add_torrent_info` body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Who may call the admin endpoints: loopback callers always; others only with the configured
-/// token (`Authorization: Bearer TOKEN` or `?token=`). `client` is the address after proxy handling,
-/// `None` when a trusted proxy did not say who the client is (then only the token lets it in).
+/// Who may call the admin endpoints: callers from a `local` network (loopback by default) always;
+/// others only with the configured token (`Authorization: Bearer TOKEN` or `?token=`). `client` is
+/// the address after proxy handling, `None` when a trusted proxy did not say who the client is
+/// (then only the token lets it in).
 pub fn check_access(
     client: Option<IpAddr>,
+    local: &[IpNet],
     presented_token: Option<&str>,
     configured_token: Option<&str>,
 ) -> Result<(), AdminError> {
-    if client.is_some_and(|ip| ip.is_loopback()) {
+    if client.is_some_and(|ip| local.iter().any(|net| net.contains(&ip))) {
         return Ok(());
     }
     match (configured_token, presented_token) {
@@ -326,6 +329,10 @@ mod tests {
         })
     }
 
+    fn loopback() -> Vec<IpNet> {
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+    }
+
     fn post(swarm: &Swarm, body: &str) -> Result<Value, AdminError> {
         add_torrent_info(swarm, body.as_bytes(), NOW)
     }
@@ -333,22 +340,28 @@ mod tests {
     #[test]
     fn loopback_is_always_allowed_and_others_need_the_token() {
         let remote: IpAddr = "203.0.113.9".parse().unwrap();
-        assert!(check_access("127.0.0.1".parse().ok(), None, None).is_ok());
-        assert!(check_access("::1".parse().ok(), None, Some("t")).is_ok());
+        assert!(check_access("127.0.0.1".parse().ok(), &loopback(), None, None).is_ok());
+        assert!(check_access("::1".parse().ok(), &loopback(), None, Some("t")).is_ok());
         assert!(
-            check_access(None, None, None).is_err(),
+            check_access(None, &loopback(), None, None).is_err(),
             "an unknown client is not loopback"
         );
-        assert!(check_access(None, Some("t"), Some("t")).is_ok());
+        assert!(check_access(None, &loopback(), Some("t"), Some("t")).is_ok());
         let remote = Some(remote);
         assert_eq!(
-            check_access(remote, Some("t"), None).unwrap_err().status(),
+            check_access(remote, &loopback(), Some("t"), None)
+                .unwrap_err()
+                .status(),
             403
         );
-        assert!(check_access(remote, Some("secret"), Some("secret")).is_ok());
-        assert!(check_access(remote, Some("secreT"), Some("secret")).is_err());
-        assert!(check_access(remote, Some("secret1"), Some("secret")).is_err());
-        assert!(check_access(remote, None, Some("secret")).is_err());
+        assert!(check_access(remote, &loopback(), Some("secret"), Some("secret")).is_ok());
+        assert!(check_access(remote, &loopback(), Some("secreT"), Some("secret")).is_err());
+        assert!(check_access(remote, &loopback(), Some("secret1"), Some("secret")).is_err());
+        assert!(check_access(remote, &loopback(), None, Some("secret")).is_err());
+        let only_one: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let second_loopback = "127.0.0.2".parse().ok();
+        assert!(check_access(second_loopback, &only_one, None, None).is_err());
+        assert!(check_access(second_loopback, &loopback(), None, None).is_ok());
     }
 
     #[test]

@@ -208,6 +208,10 @@ pub struct ServeArgs {
     )]
     pub trusted_proxy: Vec<String>,
 
+    /// Networks whose callers may use the admin endpoints without the token; repeatable (CIDR or IP).
+    #[arg(long, value_name = "CIDR", env = "TINYTRACKER_LOCAL_ADMIN", value_delimiter = ',', default_values_t = ["127.0.0.0/8".to_string(), "::1".to_string()])]
+    pub local_admin: Vec<String>,
+
     /// Log level: error, warn, info, debug (one line per request) or trace.
     #[arg(
         long,

@@ -23,6 +23,8 @@ pub struct Config {
     pub max_connections: usize,
     pub admin_token: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// Callers from these networks use the admin endpoints without the token.
+    pub local_admin: Vec<IpNet>,
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
     pub require_passkey: bool,
@@ -70,6 +72,13 @@ impl Config {
                 parse_net(text).with_context(|| format!("--trusted-proxy {text}: not a CIDR or IP"))
             })
             .collect::<anyhow::Result<_>>()?;
+        let local_admin = cli
+            .local_admin
+            .iter()
+            .map(|text| {
+                parse_net(text).with_context(|| format!("--local-admin {text}: not a CIDR or IP"))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let log_level = cli.log_level.parse().with_context(|| {
             format!(
                 "--log-level {}: use error, warn, info, debug or trace",
@@ -104,6 +113,7 @@ impl Config {
             max_connections: cli.max_connections,
             admin_token: cli.admin_token.filter(|t| !t.is_empty()),
             trusted_proxies,
+            local_admin,
             log_level,
             log_file: cli.log_file,
             require_passkey: cli.require_passkey || cli.private,

@@ -121,7 +121,12 @@ impl Prepared {
             };
             if admin_only {
                 let known = client.known.then_some(client.ip);
-                admin::check_access(known, token.as_deref(), app.config.admin_token.as_deref())?;
+                admin::check_access(
+                    known,
+                    &app.config.local_admin,
+                    token.as_deref(),
+                    app.config.admin_token.as_deref(),
+                )?;
             }
             Ok(route)
         });

@@ -421,3 +421,55 @@ fn metrics_count_requests_saves_and_connections_for_operators() {
     let public = Tracker::start(&["--trusted-proxy", "127.0.0.1", "--public-metrics"]);
     assert_eq!(public.request("GET", "/metrics", &remote, b"").status, 200);
 }
+
+/// One request from the source address `from` (e.g. a second loopback address).
+fn request_from(tracker: &Tracker, from: &str, target: &str, headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&tracker.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer.split_once("\r\n\r\n").unwrap().1.to_owned())
+}
+
+#[test]
+fn a_caller_outside_the_local_admin_networks_needs_the_token() {
+    // 127.0.0.2 is a loopback address, but this tracker counts only 127.0.0.1 as local.
+    let tracker = Tracker::start(&["--local-admin", "127.0.0.1", "--admin-token", "s3cret"]);
+    let (status, body) = request_from(&tracker, "127.0.0.2", "/save_state", "");
+    assert_eq!(status, 403, "{body}");
+    let forged = request_from(
+        &tracker,
+        "127.0.0.2",
+        "/save_state",
+        "X-Forwarded-For: 127.0.0.1\r\n",
+    );
+    assert_eq!(forged.0, 403, "an untrusted X-Forwarded-For is ignored");
+    let (status, _) = request_from(
+        &tracker,
+        "127.0.0.2",
+        "/save_state",
+        "Authorization: Bearer s3cret\r\n",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = request_from(
+        &tracker,
+        "127.0.0.2",
+        "/save_state",
+        "Authorization: Bearer s3cre\r\n",
+    );
+    assert_eq!(status, 403);
+    let (status, _) = request_from(&tracker, "127.0.0.1", "/save_state", "");
+    assert_eq!(status, 200, "the local address needs no token");
+    let (status, _) = request_from(&tracker, "127.0.0.2", "/stats", "");
+    assert_eq!(status, 200, "announce-side endpoints stay open");
+}
