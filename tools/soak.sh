@@ -9,7 +9,7 @@ minutes="${1:-10}"
 need wrk wrk
 build
 python3 "$ROOT/tools/bench/make_hashes.py" 1000 > "$WORK/hashes.txt"
-start_tinytracker tt --save-interval 30
+TT_SAVE_INTERVAL=30 start_tinytracker tt
 register_hashes "$TT_URL" "$WORK/hashes.txt"
 BENCH_HASHES="$WORK/hashes.txt" wrk -t1 -c8 -d"${minutes}m" -s "$ROOT/tools/bench/mixed.lua" "$TT_URL" > "$WORK/wrk.out" &
 wrk_pid=$!; PIDS+=("$wrk_pid")

@@ -21,7 +21,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_tinytracker() {
     local name="$1"; shift
     "$ROOT/target/release/tinytracker" --bind 127.0.0.1:0 --state-file "$WORK/$name.json" \
-        --save-interval 0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+        --save-interval "${TT_SAVE_INTERVAL:-0}" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
     TT_PID=$!
     PIDS+=("$TT_PID")
     until grep -q "listening on" "$WORK/$name.out" 2>/dev/null; do
