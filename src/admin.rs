@@ -319,14 +319,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn swarm() -> Swarm {
-        Swarm::new(SwarmConfig {
-            interval_secs: 1800,
-            min_interval_secs: 900,
-            peer_timeout_secs: 3600,
-            default_numwant: 50,
-            max_numwant: 200,
-            registered_only: false,
-        })
+        Swarm::new(SwarmConfig::default())
     }
 
     fn loopback() -> Vec<IpNet> {

@@ -26,6 +26,21 @@ pub struct SwarmConfig {
     pub registered_only: bool,
 }
 
+/// The command line's defaults: interval 1800 s, min interval 900 s, peer timeout 3600 s,
+/// numwant 50 (at most 200), every torrent served.
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        SwarmConfig {
+            interval_secs: 1800,
+            min_interval_secs: 900,
+            peer_timeout_secs: 3600,
+            default_numwant: 50,
+            max_numwant: 200,
+            registered_only: false,
+        }
+    }
+}
+
 /// What the operator knows about a torrent (from `/add_torrent_info` or the state file).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TorrentInfo {
@@ -480,14 +495,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn config() -> SwarmConfig {
-        SwarmConfig {
-            interval_secs: 1800,
-            min_interval_secs: 900,
-            peer_timeout_secs: 3600,
-            default_numwant: 50,
-            max_numwant: 200,
-            registered_only: false,
-        }
+        SwarmConfig::default()
     }
 
     /// An announce without a passkey, in open mode.

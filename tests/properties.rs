@@ -12,14 +12,7 @@ use tinytracker::users::Users;
 use tinytracker::{admin, bencode, http, legacy, metainfo, protocol, state};
 
 fn swarm() -> Swarm {
-    Swarm::new(SwarmConfig {
-        interval_secs: 1800,
-        min_interval_secs: 900,
-        peer_timeout_secs: 3600,
-        default_numwant: 50,
-        max_numwant: 200,
-        registered_only: false,
-    })
+    Swarm::new(SwarmConfig::default())
 }
 
 /// Query-like text: mostly the characters queries are made of, with escapes and odd bytes.

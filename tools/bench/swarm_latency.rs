@@ -36,14 +36,7 @@ fn main() {
         .map(|a| a.parse::<u32>().expect("a number"));
     let peers = args.next().unwrap_or(100_000);
     let calls = args.next().unwrap_or(200_000);
-    let swarm = Swarm::new(SwarmConfig {
-        interval_secs: 1800,
-        min_interval_secs: 900,
-        peer_timeout_secs: 3600,
-        default_numwant: 50,
-        max_numwant: 200,
-        registered_only: false,
-    });
+    let swarm = Swarm::new(SwarmConfig::default());
     let now = 1_700_000_000;
     for n in 0..peers {
         swarm
