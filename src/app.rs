@@ -70,17 +70,22 @@ impl App {
         // Users first: an announce racing the save then leaves at most its own credit unsaved,
         // never a peer baseline older than a total that already includes it (a double credit).
         let (users, revoked) = self.users.snapshot();
-        let snapshot = self.swarm.snapshot(now);
-        let peers = snapshot.iter().map(|t| t.peers.len()).sum();
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;
-        let contents = state::Contents {
-            torrents: &snapshot,
+        // One shard at a time: copied under its lock, written, dropped.
+        let mut shard = 0;
+        let mut next_shard = || {
+            let batch = self.swarm.snapshot_shard(shard, now);
+            shard += 1;
+            batch
+        };
+        let mut contents = state::Contents {
+            torrents: &mut next_shard,
             users: &users,
             revoked: &revoked,
             saved_at_unix: now,
         };
-        let bytes = state::save(path, &contents).map_err(|e| {
+        let (bytes, torrents, peers) = state::save(path, &mut contents).map_err(|e| {
             self.metrics.save_failed();
             let message = format!("saving {} failed: {e}", path.display());
             error!("{message}; the previous file is untouched");
@@ -88,7 +93,7 @@ impl App {
         })?;
         self.metrics.saved(now, started.elapsed(), bytes);
         let report = SaveReport {
-            torrents: snapshot.len(),
+            torrents,
             peers,
             bytes,
             millis: started.elapsed().as_millis(),

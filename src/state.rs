@@ -339,56 +339,61 @@ fn whole_f64(value: f64) -> Option<u64> {
 
 /// What a save writes.
 pub struct Contents<'a> {
-    pub torrents: &'a [TorrentSnapshot],
+    /// The torrents, a batch at a time (a swarm shard each), so a save never holds a copy of the
+    /// whole swarm; `None` when there are no more.
+    pub torrents: &'a mut dyn FnMut() -> Option<Vec<TorrentSnapshot>>,
     pub users: &'a [User],
     pub revoked: &'a [(Passkey, String)],
     pub saved_at_unix: u64,
 }
 
-/// Writes the state file: the original's layout with 40-hex keys (sorted), readable peer ids, one
-/// peer per line. Streamed straight to `out` (no document is built in memory first), and read back
-/// by [`StateFile`].
-pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> {
+/// Writes the state file: the original's layout with 40-hex keys (sorted within each batch),
+/// readable peer ids, one peer per line. Streamed straight to `out` (no document is built in memory
+/// first), and read back by [`StateFile`]. Returns how many torrents and peers it wrote.
+pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<(usize, usize)> {
     let names: HashMap<UserId, &str> = contents
         .users
         .iter()
         .map(|u| (u.id, u.name.as_str()))
         .collect();
-    let mut order: Vec<&TorrentSnapshot> = contents.torrents.iter().collect();
-    order.sort_by_key(|t| t.info_hash);
     write!(
         out,
         "{{\n  \"version\": {VERSION},\n  \"saved_at\": {},\n  \"torrents\": {{",
         contents.saved_at_unix
     )?;
-    for (n, t) in order.iter().enumerate() {
-        let hex = t.info_hash.to_hex();
-        let info = &t.info;
-        out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
-        write!(
-            out,
-            "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": "
-        )?;
-        serde_json::to_writer(&mut *out, &info.name)?;
-        write!(
-            out,
-            ", \"size\": {}, \"piece_length\": {}, \"creation_date\": {}, \"comment\": ",
-            info.size, info.piece_length, info.creation_date
-        )?;
-        serde_json::to_writer(&mut *out, &info.comment)?;
-        out.write_all(b", \"created_by\": ")?;
-        serde_json::to_writer(&mut *out, &info.created_by)?;
-        out.write_all(b"},\n      \"peers_info\": [")?;
-        let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
-        for (i, p) in t.peers.iter().enumerate() {
-            out.write_all(if i == 0 {
-                b"\n        "
-            } else {
-                b",\n        "
-            })?;
-            out.write_all(b"{\"peer_id\": ")?;
-            serde_json::to_writer(&mut *out, &p.peer_id.to_text())?;
+    let (mut n, mut peers_written) = (0usize, 0usize);
+    while let Some(mut batch) = (contents.torrents)() {
+        batch.sort_by_key(|t| t.info_hash);
+        for t in &batch {
+            n += 1;
+            peers_written += t.peers.len();
+            let hex = t.info_hash.to_hex();
+            let info = &t.info;
+            out.write_all(if n == 1 { b"\n" } else { b",\n" })?;
             write!(
+                out,
+                "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": "
+            )?;
+            serde_json::to_writer(&mut *out, &info.name)?;
+            write!(
+                out,
+                ", \"size\": {}, \"piece_length\": {}, \"creation_date\": {}, \"comment\": ",
+                info.size, info.piece_length, info.creation_date
+            )?;
+            serde_json::to_writer(&mut *out, &info.comment)?;
+            out.write_all(b", \"created_by\": ")?;
+            serde_json::to_writer(&mut *out, &info.created_by)?;
+            out.write_all(b"},\n      \"peers_info\": [")?;
+            let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
+            for (i, p) in t.peers.iter().enumerate() {
+                out.write_all(if i == 0 {
+                    b"\n        "
+                } else {
+                    b",\n        "
+                })?;
+                out.write_all(b"{\"peer_id\": ")?;
+                serde_json::to_writer(&mut *out, &p.peer_id.to_text())?;
+                write!(
                 out,
                 ", \"ip\": \"{}\", \"port\": {}, \"last_seen\": {}, \"uploaded\": {}, \"downloaded\": {}, \"left\": {}, \"is_seeder\": {}",
                 p.addr.ip(),
@@ -399,22 +404,22 @@ pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> 
                 p.left,
                 p.is_seeder()
             )?;
-            if p.completed {
-                out.write_all(b", \"completed\": true")?;
+                if p.completed {
+                    out.write_all(b", \"completed\": true")?;
+                }
+                if let Some(name) = names.get(&p.user) {
+                    out.write_all(b", \"user\": ")?;
+                    serde_json::to_writer(&mut *out, name)?;
+                }
+                out.write_all(b"}")?;
+                seeders += usize::from(p.is_seeder());
+                uploaded += u128::from(p.uploaded);
+                downloaded += u128::from(p.downloaded);
             }
-            if let Some(name) = names.get(&p.user) {
-                out.write_all(b", \"user\": ")?;
-                serde_json::to_writer(&mut *out, name)?;
+            if !t.peers.is_empty() {
+                out.write_all(b"\n      ")?;
             }
-            out.write_all(b"}")?;
-            seeders += usize::from(p.is_seeder());
-            uploaded += u128::from(p.uploaded);
-            downloaded += u128::from(p.downloaded);
-        }
-        if !t.peers.is_empty() {
-            out.write_all(b"\n      ")?;
-        }
-        write!(
+            write!(
             out,
             "],\n      \"stats\": {{\"complete\": {seeders}, \"incomplete\": {}, \"downloaded\": {downloaded}, \"uploaded\": {uploaded}, \"peers\": {}, \"completed\": {}}},\n      \"completions\": {},\n      \"registered\": {}\n    }}",
             t.peers.len() - seeders,
@@ -423,8 +428,9 @@ pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> 
             t.completions,
             t.registered
         )?;
+        }
     }
-    out.write_all(if order.is_empty() { b"}" } else { b"\n  }" })?;
+    out.write_all(if n == 0 { b"}" } else { b"\n  }" })?;
     if !contents.users.is_empty() {
         out.write_all(b",\n  \"users\": {")?;
         for (n, u) in contents.users.iter().enumerate() {
@@ -456,26 +462,27 @@ pub fn write_state(out: &mut impl Write, contents: &Contents) -> io::Result<()> 
         }
         out.write_all(b"\n  }")?;
     }
-    out.write_all(b"\n}\n")
+    out.write_all(b"\n}\n")?;
+    Ok((n, peers_written))
 }
 
 /// Writes `file` to `path` atomically: a temp file in the same directory (with the old file's
 /// permissions), fsync, rename, fsync the directory. If anything before the rename fails, the
-/// previous file is untouched. Returns the bytes written.
-pub fn save(path: &Path, contents: &Contents) -> io::Result<u64> {
+/// previous file is untouched. Returns the bytes, torrents and peers written.
+pub fn save(path: &Path, contents: &mut Contents) -> io::Result<(u64, usize, usize)> {
     let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
     })?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let written = write_synced(&tmp, contents, fs::metadata(path).ok()).and_then(|bytes| {
+    let written = write_synced(&tmp, contents, fs::metadata(path).ok()).and_then(|written| {
         fs::rename(&tmp, path)?;
-        Ok(bytes)
+        Ok(written)
     });
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    let bytes = written?;
+    let written = written?;
     // The new file is in place; this only makes the rename itself survive a power cut.
     if let Err(e) = sync_dir(&dir) {
         log::warn!(
@@ -483,7 +490,7 @@ pub fn save(path: &Path, contents: &Contents) -> io::Result<u64> {
             path.display()
         );
     }
-    Ok(bytes)
+    Ok(written)
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -499,18 +506,18 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 fn write_synced(
     tmp: &Path,
-    contents: &Contents,
+    contents: &mut Contents,
     previous: Option<fs::Metadata>,
-) -> io::Result<u64> {
+) -> io::Result<(u64, usize, usize)> {
     let created = File::create(tmp)?;
     if let Some(previous) = previous {
         created.set_permissions(previous.permissions())?;
     }
     let mut out = BufWriter::with_capacity(1 << 20, created);
-    write_state(&mut out, contents)?;
+    let (torrents, peers) = write_state(&mut out, contents)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    file.metadata().map(|m| m.len())
+    Ok((file.metadata()?.len(), torrents, peers))
 }
 
 /// Before the first save over a file written by the Python original, keeps it beside the new one
@@ -559,18 +566,34 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 mod tests {
     use super::*;
 
-    fn empty() -> Contents<'static> {
-        Contents {
-            torrents: &[],
-            users: &[],
-            revoked: &[],
-            saved_at_unix: 1,
-        }
+    /// Saves of no torrents and no users.
+    fn empty_save(path: &Path) -> io::Result<(u64, usize, usize)> {
+        save(
+            path,
+            &mut Contents {
+                torrents: &mut || None,
+                users: &[],
+                revoked: &[],
+                saved_at_unix: 1,
+            },
+        )
     }
 
-    fn written(contents: &Contents) -> String {
+    /// The file written for these torrents (in one batch), users and revoked passkeys.
+    fn written(
+        torrents: &[TorrentSnapshot],
+        users: &[User],
+        revoked: &[(Passkey, String)],
+    ) -> String {
+        let mut batch = Some(torrents.to_vec());
+        let mut contents = Contents {
+            torrents: &mut || batch.take(),
+            users,
+            revoked,
+            saved_at_unix: 5,
+        };
         let mut out = Vec::new();
-        write_state(&mut out, contents).unwrap();
+        write_state(&mut out, &mut contents).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -670,12 +693,11 @@ mod tests {
             disabled: true,
         };
         let revoked = vec![(Passkey::generate(), "alice".to_owned())];
-        let text = written(&Contents {
-            torrents: std::slice::from_ref(&torrent),
-            users: std::slice::from_ref(&alice),
-            revoked: &revoked,
-            saved_at_unix: 5,
-        });
+        let text = written(
+            std::slice::from_ref(&torrent),
+            std::slice::from_ref(&alice),
+            &revoked,
+        );
         let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
         assert!(!back.legacy);
         assert!(back.skipped.is_empty(), "{:?}", back.skipped);
@@ -686,7 +708,7 @@ mod tests {
 
     #[test]
     fn an_empty_state_and_odd_names_write_valid_json() {
-        let text = written(&empty());
+        let text = written(&[], &[], &[]);
         let back: StateFile = serde_json::from_str(&text).unwrap();
         assert_eq!(back.version, Some(VERSION));
         let torrent = TorrentSnapshot {
@@ -699,12 +721,37 @@ mod tests {
             completions: 0,
             peers: vec![],
         };
-        let contents = Contents {
-            torrents: std::slice::from_ref(&torrent),
-            ..empty()
-        };
-        let back = from_file(serde_json::from_str(&written(&contents)).unwrap()).unwrap();
+        let text = written(std::slice::from_ref(&torrent), &[], &[]);
+        let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
         assert_eq!(back.torrents, vec![torrent]);
+    }
+
+    #[test]
+    fn torrents_written_in_several_batches_all_load() {
+        let batches: Vec<Vec<TorrentSnapshot>> = (0..3u8)
+            .map(|b| {
+                (0..4u8)
+                    .map(|t| TorrentSnapshot {
+                        info_hash: InfoHash([b * 10 + t; 20]),
+                        registered: true,
+                        info: TorrentInfo::default(),
+                        completions: u64::from(t),
+                        peers: vec![],
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut queue = batches.clone().into_iter();
+        let mut contents = Contents {
+            torrents: &mut || queue.next(),
+            users: &[],
+            revoked: &[],
+            saved_at_unix: 1,
+        };
+        let mut out = Vec::new();
+        assert_eq!(write_state(&mut out, &mut contents).unwrap(), (12, 0));
+        let back = from_file(serde_json::from_slice(&out).unwrap()).unwrap();
+        assert_eq!(back.torrents.len(), 12);
     }
 
     #[test]
@@ -767,9 +814,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "old").unwrap();
-        let bytes = save(&path, &empty()).unwrap();
+        let bytes = empty_save(&path).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert_eq!(bytes as usize, text.len());
+        assert_eq!(bytes.0 as usize, text.len());
         assert!(text.contains("\"version\": 2"));
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -785,7 +832,7 @@ mod tests {
         fs::write(&path, "previous").unwrap();
         // A directory where the temp file goes makes the write fail, whoever runs the test.
         fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
-        assert!(save(&path, &empty()).is_err());
+        assert!(empty_save(&path).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
     }
 
@@ -796,7 +843,7 @@ mod tests {
         let path = dir.path().join("tracker_state.json");
         fs::write(&path, "{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        save(&path, &empty()).unwrap();
+        empty_save(&path).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600

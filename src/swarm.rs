@@ -396,12 +396,21 @@ impl Swarm {
 
     /// A copy of everything worth saving, one shard lock at a time; expired peers are left out.
     pub fn snapshot(&self, now_unix: u64) -> Vec<TorrentSnapshot> {
+        (0..self.shards.len())
+            .filter_map(|i| self.snapshot_shard(i, now_unix))
+            .flatten()
+            .collect()
+    }
+
+    /// The same for one shard (`None` past the last), so a save can copy and write the swarm a
+    /// shard at a time instead of holding a copy of all of it.
+    pub fn snapshot_shard(&self, index: usize, now_unix: u64) -> Option<Vec<TorrentSnapshot>> {
         let cutoff = self.cutoff(now_unix);
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            let shard = lock(shard);
-            out.extend(shard.iter().map(|(hash, torrent)| {
-                TorrentSnapshot {
+        let shard = lock(self.shards.get(index)?);
+        Some(
+            shard
+                .iter()
+                .map(|(hash, torrent)| TorrentSnapshot {
                     info_hash: *hash,
                     info: torrent.info.clone(),
                     registered: torrent.registered,
@@ -412,10 +421,9 @@ impl Swarm {
                         .filter(|p| p.last_seen_unix() > cutoff)
                         .map(Peer::from_entry)
                         .collect(),
-                }
-            }));
-        }
-        out
+                })
+                .collect(),
+        )
     }
 
     /// Puts a loaded torrent in place (startup only). Peers already expired at `now_unix` are dropped.
