@@ -232,19 +232,21 @@ fn a_restart_after_long_downtime_keeps_torrents_and_metadata() {
     assert_eq!(stats[hex(&id(5))]["stats"]["peers"], 0);
 }
 
+/// A request whose body never finishes: its connection stays busy, so shutdown has to wait for it
+/// (up to its grace period). Kept open as long as the returned stream lives.
+fn unfinished_request(tracker: &Tracker) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
+    slow.write_all(b"POST /add_torrent_info HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+        .unwrap();
+    slow
+}
+
 #[test]
 fn a_second_ctrl_c_exits_at_once_without_saving() {
     let mut tracker = Tracker::start(&["--save-interval", "0"]);
     register(&tracker, 6, "never saved");
-    // A request whose body never finishes keeps a worker busy, so shutdown has to wait for it.
-    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
-    use std::io::Write;
-    write!(
-        slow,
-        "POST /add_torrent_info HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{{"
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let _slow = unfinished_request(&tracker);
     tracker.signal(libc::SIGINT);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !tracker.stderr().contains("interrupted") {
@@ -266,14 +268,7 @@ fn a_second_ctrl_c_exits_at_once_without_saving() {
 fn a_slow_client_does_not_keep_shutdown_from_saving() {
     let mut tracker = Tracker::start(&["--save-interval", "0", "--workers", "1"]);
     register(&tracker, 7, "saved anyway");
-    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
-    use std::io::Write;
-    write!(
-        slow,
-        "POST /add_torrent_info HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{{"
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let _slow = unfinished_request(&tracker);
     tracker.signal(libc::SIGTERM);
     assert!(tracker.wait().success());
     assert!(fs::read_to_string(tracker.state_path())
