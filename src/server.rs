@@ -311,7 +311,9 @@ impl Worker {
                     .iter()
                     // Requests in progress (half received, waiting for an admin reply, or
                     // answered but not yet sent) get the grace period; idle connections go now.
-                    .filter(|(_, c)| c.waiting.is_none() && c.output.is_empty() && c.input.is_empty())
+                    .filter(|(_, c)| {
+                        c.waiting.is_none() && c.output.is_empty() && c.input.is_empty()
+                    })
                     .map(|(key, _)| key)
                     .collect();
                 for key in idle {
