@@ -110,7 +110,6 @@ impl Prepared {
             Some((path, query)) => (path.to_owned(), query.to_owned()),
             None => (request.target.clone(), String::new()),
         };
-        let token = token(&request, &query);
         let route = routes::resolve(&request.method, &path).and_then(|route| {
             // With passkeys required, the list of every torrent is for operators only;
             // /metrics is for operators unless made public.
@@ -124,7 +123,8 @@ impl Prepared {
                 admin::check_access(
                     known,
                     &app.config.local_admin,
-                    token.as_deref(),
+                    // Only admin requests look for a token: announces skip the scan.
+                    token(&request, &query).as_deref(),
                     app.config.admin_token.as_deref(),
                 )?;
             }

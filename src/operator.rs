@@ -39,10 +39,26 @@ fn connect(args: &ClientArgs) -> AdminClient {
 
 const NO_BODY: Option<&Value> = None;
 
+/// One admin API call; the error as the message to print.
+fn call(
+    client: &AdminClient,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
+    client.call(method, path, body).map_err(|e| e.to_string())
+}
+
+/// The items of a JSON list field, or none.
+fn items<'a>(answer: &'a Value, field: &str) -> &'a [Value] {
+    answer[field]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<String, String> {
-    let call = |method: &str, path: String, body: Option<&Value>| {
-        client.call(method, &path, body).map_err(|e| e.to_string())
-    };
+    let call = |method: &str, path: String, body: Option<&Value>| call(client, method, &path, body);
     let answer = match &action {
         UserAction::Add { name } => call("POST", "/users".into(), Some(&json!({ "name": name })))?,
         UserAction::List => call("GET", "/users".into(), NO_BODY)?,
@@ -78,9 +94,7 @@ fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<Strin
 }
 
 fn torrent(client: &AdminClient, action: TorrentAction, as_json: bool) -> Result<String, String> {
-    let call = |method: &str, path: String, body: Option<&Value>| {
-        client.call(method, &path, body).map_err(|e| e.to_string())
-    };
+    let call = |method: &str, path: String, body: Option<&Value>| call(client, method, &path, body);
     let answer = match &action {
         TorrentAction::List => call("GET", "/torrents".into(), NO_BODY)?,
         TorrentAction::Add { info_hash, name } => {
@@ -152,10 +166,7 @@ fn user_card(user: &Value) -> String {
 }
 
 fn users_table(answer: &Value) -> String {
-    let rows: Vec<Vec<String>> = answer["users"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(answer, "users")
         .iter()
         .map(|u| {
             vec![
@@ -189,10 +200,7 @@ fn users_table(answer: &Value) -> String {
 }
 
 fn torrents_table(answer: &Value) -> String {
-    let rows: Vec<Vec<String>> = answer["torrents"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(answer, "torrents")
         .iter()
         .map(|t| {
             vec![
