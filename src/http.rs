@@ -5,7 +5,7 @@
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The request headers the tracker reads; others are parsed and dropped.
-const KEPT_HEADERS: [&str; 8] = [
+const KEPT_HEADERS: [&str; 11] = [
     "Host",
     "X-Forwarded-For",
     "Authorization",
@@ -14,6 +14,9 @@ const KEPT_HEADERS: [&str; 8] = [
     "Content-Length",
     "Transfer-Encoding",
     "Expect",
+    "Origin",
+    "Sec-Fetch-Site",
+    "Content-Type",
 ];
 
 /// One request, owned, as the handlers need it.
@@ -101,15 +104,13 @@ pub fn parse(input: &[u8], max_body: usize) -> Parse {
             "send the body with Content-Length, not Transfer-Encoding".into(),
         );
     }
-    let body_len = match find("Content-Length") {
-        None => 0,
-        Some(text) => match text.parse::<usize>() {
-            Ok(len) if len > max_body => {
-                return Parse::Error(413, format!("request body is larger than {max_body} bytes"))
-            }
-            Ok(len) => len,
-            Err(_) => return Parse::Error(400, "malformed Content-Length".into()),
-        },
+    let body_len = match content_length(&headers) {
+        Ok(None) => 0,
+        Ok(Some(len)) if len > max_body => {
+            return Parse::Error(413, format!("request body is larger than {max_body} bytes"))
+        }
+        Ok(Some(len)) => len,
+        Err(message) => return Parse::Error(400, message.into()),
     };
     let connection = find("Connection")
         .map(str::to_ascii_lowercase)
@@ -139,6 +140,29 @@ pub fn parse(input: &[u8], max_body: usize) -> Parse {
     )
 }
 
+/// The body length a request declares. RFC 9112 §6.3: a message with several `Content-Length`
+/// fields, or one that is not plain digits (`+5`, `5, 5`), has no trustworthy framing; behind a
+/// proxy that reads it differently the rest of the body would become a smuggled request.
+fn content_length(headers: &[(String, String)]) -> Result<Option<usize>, &'static str> {
+    let mut values = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.trim());
+    let Some(text) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("more than one Content-Length header");
+    }
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("malformed Content-Length");
+    }
+    // Digits only, so the one failure left is a number too large for memory anyway.
+    text.parse::<usize>()
+        .map(Some)
+        .map_err(|_| "malformed Content-Length")
+}
+
 /// What goes back: status, type, optional `Allow`, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response<'a> {
@@ -148,12 +172,13 @@ pub struct Response<'a> {
     pub body: &'a [u8],
 }
 
-/// Appends the response to `out`; `keep_alive` false adds `Connection: close`.
+/// Appends the response to `out`; `keep_alive` false adds `Connection: close`. Every answer
+/// carries `X-Content-Type-Options: nosniff`, so no browser reads a JSON or bencoded body as a page.
 pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, http10: bool) {
     use std::io::Write;
     let _ = write!(
         out,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\n",
         response.status,
         reason(response.status),
         response.content_type,
@@ -186,6 +211,8 @@ fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -266,6 +293,26 @@ mod tests {
         };
         assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: 65\r\n\r\n"), 413);
         assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
+            400
+        );
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: \r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\n{}"),
+            400,
+            "conflicting lengths"
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\n{}"),
+            400,
+            "a repeated length, even an equal one"
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}"),
+            411
+        );
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             411
@@ -292,7 +339,7 @@ mod tests {
         write_response(&mut out, &response, false, false);
         assert_eq!(
             out,
-            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 2\r\nAllow: GET\r\nConnection: close\r\n\r\n{}"
+            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Content-Type-Options: nosniff\r\nAllow: GET\r\nConnection: close\r\n\r\n{}"
         );
     }
 }
