@@ -1,9 +1,6 @@
-//! The operator's endpoints: `/stats`, `/add_torrent_info`, `/save_state`, `/shutdown`,
-//! and the one rule deciding who may call the admin ones. Plain values in, JSON values out.
+//! The operator's endpoints: `/stats`, `/add_torrent_info`, `/save_state`, the users and
+//! torrents API. Plain values in, JSON values out; who may call them is `access.rs`.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
 use crate::api::AddTorrentInfoReply;
@@ -15,46 +12,8 @@ use crate::protocol::ScrapeCounts;
 use crate::swarm::{InfoUpdate, Swarm, TorrentInfo};
 use crate::users::{User, UserError, Users};
 
-/// Largest `/add_torrent_info` body accepted.
+/// Largest request body accepted, on any endpoint.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// Who may call the admin endpoints: callers from a `local` network (loopback by default) always;
-/// others only with the configured token (`Authorization: Bearer TOKEN` or `?token=`). `client` is
-/// the address after proxy handling, `None` when a trusted proxy did not say who the client is
-/// (then only the token lets it in).
-pub fn check_access(
-    client: Option<IpAddr>,
-    local: &[IpNet],
-    presented_token: Option<&str>,
-    configured_token: Option<&str>,
-) -> Result<(), AdminError> {
-    if client.is_some_and(|ip| local.iter().any(|net| net.contains(&ip))) {
-        return Ok(());
-    }
-    match (configured_token, presented_token) {
-        (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
-        (Some(_), Some(_)) => Err(AdminError::Forbidden("invalid admin token".into())),
-        (Some(_), None) => Err(AdminError::Forbidden(
-            "admin endpoints need a token from non-loopback callers: send Authorization: Bearer <token>".into(),
-        )),
-        (None, _) => Err(AdminError::Forbidden(
-            "admin endpoints are open to loopback callers only; start the tracker with --admin-token TOKEN \
-             and send Authorization: Bearer TOKEN to allow other callers"
-                .into(),
-        )),
-    }
-}
-
-/// Compares without stopping at the first difference, so the time taken does not reveal a prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
-}
 
 /// `GET /stats`: the original's shape, keyed by 40-hex info hash, plus `completed`.
 pub fn stats(swarm: &Swarm, now_unix: u64) -> Value {
@@ -188,6 +147,28 @@ fn count_field(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, A
     }
 }
 
+/// Where clients reach the tracker, for the announce URLs handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceBase {
+    /// Without a trailing slash.
+    pub url: String,
+    /// Taken from the request because `--public-url` is unset: the answer says so.
+    pub guessed: bool,
+}
+
+impl AnnounceBase {
+    const WARNING: &'static str = "--public-url is unset: announce_url is built from the address \
+        this request was sent to; start the tracker with --public-url to hand out the right one";
+
+    /// Adds the warning to an answer when the URL was guessed.
+    fn annotate(&self, mut value: Value) -> Value {
+        if self.guessed {
+            value["warning"] = json!(Self::WARNING);
+        }
+        value
+    }
+}
+
 /// A user as the admin API shows it; `announce_base` is where clients reach the tracker.
 fn user_json(user: &User, announce_base: &str) -> Value {
     json!({
@@ -215,7 +196,7 @@ fn user_error(e: UserError) -> AdminError {
 pub fn create_user(
     users: &Users,
     body: &[u8],
-    announce_base: &str,
+    announce_base: &AnnounceBase,
     now_unix: u64,
 ) -> Result<Value, AdminError> {
     let value: Value = serde_json::from_slice(body)
@@ -226,24 +207,28 @@ pub fn create_user(
         None => return Err(AdminError::BadRequest("missing name".into())),
     };
     let user = users.create(name, now_unix).map_err(user_error)?;
-    Ok(user_json(&user, announce_base))
+    Ok(announce_base.annotate(user_json(&user, &announce_base.url)))
 }
 
 /// `GET /users`: every user with their totals, by name.
-pub fn list_users(users: &Users, announce_base: &str) -> Value {
+pub fn list_users(users: &Users, announce_base: &AnnounceBase) -> Value {
     let list: Vec<Value> = users
         .list()
         .iter()
-        .map(|u| user_json(u, announce_base))
+        .map(|u| user_json(u, &announce_base.url))
         .collect();
-    json!({ "users": list })
+    announce_base.annotate(json!({ "users": list }))
 }
 
 /// `POST /users/NAME/rotate`.
-pub fn rotate_user(users: &Users, name: &str, announce_base: &str) -> Result<Value, AdminError> {
+pub fn rotate_user(
+    users: &Users,
+    name: &str,
+    announce_base: &AnnounceBase,
+) -> Result<Value, AdminError> {
     users
         .rotate(name)
-        .map(|u| user_json(&u, announce_base))
+        .map(|u| announce_base.annotate(user_json(&u, &announce_base.url)))
         .map_err(user_error)
 }
 
@@ -252,11 +237,11 @@ pub fn set_user_disabled(
     users: &Users,
     name: &str,
     disabled: bool,
-    announce_base: &str,
+    announce_base: &AnnounceBase,
 ) -> Result<Value, AdminError> {
     users
         .set_disabled(name, disabled)
-        .map(|u| user_json(&u, announce_base))
+        .map(|u| announce_base.annotate(user_json(&u, &announce_base.url)))
         .map_err(user_error)
 }
 
@@ -322,39 +307,8 @@ mod tests {
         Swarm::new(SwarmConfig::default())
     }
 
-    fn loopback() -> Vec<IpNet> {
-        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
-    }
-
     fn post(swarm: &Swarm, body: &str) -> Result<Value, AdminError> {
         add_torrent_info(swarm, body.as_bytes(), NOW)
-    }
-
-    #[test]
-    fn loopback_is_always_allowed_and_others_need_the_token() {
-        let remote: IpAddr = "203.0.113.9".parse().unwrap();
-        assert!(check_access("127.0.0.1".parse().ok(), &loopback(), None, None).is_ok());
-        assert!(check_access("::1".parse().ok(), &loopback(), None, Some("t")).is_ok());
-        assert!(
-            check_access(None, &loopback(), None, None).is_err(),
-            "an unknown client is not loopback"
-        );
-        assert!(check_access(None, &loopback(), Some("t"), Some("t")).is_ok());
-        let remote = Some(remote);
-        assert_eq!(
-            check_access(remote, &loopback(), Some("t"), None)
-                .unwrap_err()
-                .status(),
-            403
-        );
-        assert!(check_access(remote, &loopback(), Some("secret"), Some("secret")).is_ok());
-        assert!(check_access(remote, &loopback(), Some("secreT"), Some("secret")).is_err());
-        assert!(check_access(remote, &loopback(), Some("secret1"), Some("secret")).is_err());
-        assert!(check_access(remote, &loopback(), None, Some("secret")).is_err());
-        let only_one: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
-        let second_loopback = "127.0.0.2".parse().ok();
-        assert!(check_access(second_loopback, &only_one, None, None).is_err());
-        assert!(check_access(second_loopback, &loopback(), None, None).is_ok());
     }
 
     #[test]
@@ -446,10 +400,25 @@ mod tests {
     #[test]
     fn users_are_created_listed_rotated_and_removed() {
         let users = Users::default();
-        let base = "https://t.example.org";
+        let base = &AnnounceBase {
+            url: "https://t.example.org".into(),
+            guessed: false,
+        };
         let alice = create_user(&users, br#"{"name": "alice"}"#, base, NOW).unwrap();
         let key = alice["passkey"].as_str().unwrap().to_owned();
-        assert_eq!(alice["announce_url"], format!("{base}/{key}/announce"));
+        assert_eq!(
+            alice["announce_url"],
+            format!("https://t.example.org/{key}/announce")
+        );
+        assert!(alice.get("warning").is_none());
+        let guessed = AnnounceBase {
+            guessed: true,
+            ..base.clone()
+        };
+        let bob = create_user(&users, br#"{"name": "bob"}"#, &guessed, NOW).unwrap();
+        assert!(bob["warning"].as_str().unwrap().contains("--public-url"));
+        assert!(list_users(&users, &guessed)["warning"].is_string());
+        delete_user(&users, "bob").unwrap();
         let taken = create_user(&users, br#"{"name": "alice"}"#, base, NOW).unwrap_err();
         assert_eq!(taken.status(), 409);
         assert_eq!(

@@ -140,21 +140,24 @@ pub struct ServeArgs {
     )]
     pub save_interval: u64,
 
-    /// Announce interval sent to clients, in seconds (spread by up to ±5 %).
+    /// Announce interval sent to clients, in seconds (spread by up to ±5 %); 1 to 86400.
     #[arg(
         long,
         value_name = "SECS",
         env = "TINYTRACKER_INTERVAL",
-        default_value_t = 1800
+        default_value_t = 1800,
+        value_parser = clap::value_parser!(u32).range(1..=86_400)
     )]
     pub interval: u32,
 
     /// Minimum announce interval sent to clients, in seconds [default: half the interval].
-    #[arg(long, value_name = "SECS", env = "TINYTRACKER_MIN_INTERVAL")]
+    #[arg(long, value_name = "SECS", env = "TINYTRACKER_MIN_INTERVAL",
+          value_parser = clap::value_parser!(u32).range(0..=86_400))]
     pub min_interval: Option<u32>,
 
-    /// Seconds without an announce after which a peer is dropped; must exceed the interval [default: twice the interval].
-    #[arg(long, value_name = "SECS", env = "TINYTRACKER_PEER_TIMEOUT")]
+    /// Seconds without an announce after which a peer is dropped; must exceed the interval (at most a week) [default: twice the interval].
+    #[arg(long, value_name = "SECS", env = "TINYTRACKER_PEER_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub peer_timeout: Option<u64>,
 
     /// Peers returned when a client does not send numwant (never more than --max-numwant).
@@ -189,6 +192,33 @@ pub struct ServeArgs {
     )]
     pub max_connections: usize,
 
+    /// Connections one address may hold open at once (a trusted proxy is not limited); 0 = no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TINYTRACKER_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 64
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Most torrents held; an announce that would add one more is refused (registering is not). 0 = no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TINYTRACKER_MAX_TORRENTS",
+        default_value_t = 1_000_000
+    )]
+    pub max_torrents: usize,
+
+    /// Peers one address may have in one torrent (different ports or users); 0 = no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TINYTRACKER_MAX_PEERS_PER_IP",
+        default_value_t = 16
+    )]
+    pub max_peers_per_ip: usize,
+
     /// Token that lets non-loopback callers use the admin endpoints (Authorization: Bearer TOKEN, or ?token=).
     /// Without it, only loopback callers may use them.
     #[arg(
@@ -211,6 +241,26 @@ pub struct ServeArgs {
     /// Networks whose callers may use the admin endpoints without the token; repeatable (CIDR or IP).
     #[arg(long, value_name = "CIDR", env = "TINYTRACKER_LOCAL_ADMIN", value_delimiter = ',', default_values_t = ["127.0.0.0/8".to_string(), "::1".to_string()])]
     pub local_admin: Vec<String>,
+
+    /// Host name under which loopback callers may use the admin endpoints without the token, besides
+    /// IP addresses, localhost and the host of --public-url; repeatable (or comma-separated).
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "TINYTRACKER_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
+    /// Origin (scheme://host[:port]) whose pages may call the admin endpoints, besides the tracker's
+    /// own; repeatable (or comma-separated).
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "TINYTRACKER_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
 
     /// Log level: error, warn, info, debug (one line per request) or trace.
     #[arg(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
 
+use crate::access::Rules;
 use crate::cli::ServeArgs;
 use crate::swarm::SwarmConfig;
 
@@ -21,17 +22,18 @@ pub struct Config {
     pub workers: usize,
     /// Connections open at once; more are refused as they arrive.
     pub max_connections: usize,
-    pub admin_token: Option<String>,
+    /// Connections one address may hold (0: no limit); trusted proxies are not limited.
+    pub max_connections_per_ip: usize,
+    /// Who may call the admin endpoints: local networks, token, allowed hosts and origins.
+    pub access: Rules,
     pub trusted_proxies: Vec<IpNet>,
-    /// Callers from these networks use the admin endpoints without the token.
-    pub local_admin: Vec<IpNet>,
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
     pub require_passkey: bool,
     /// `/metrics` without the admin access rule.
     pub public_metrics: bool,
-    /// Where clients reach the tracker, without a trailing slash; `None`: taken from the request.
-    pub public_url: Option<String>,
+    /// Where clients reach the tracker; `None`: taken from the request.
+    pub public_url: Option<url::Url>,
 }
 
 impl Config {
@@ -86,14 +88,29 @@ impl Config {
             )
         })?;
         let public_url = match cli.public_url {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                Some(url.trim_end_matches('/').to_owned())
-            }
-            Some(url) => bail!("--public-url must start with http:// or https://, got {url:?}"),
+            Some(text) => Some(parse_public_url(&text)?),
             None => None,
         };
+        let mut allowed_hosts = Vec::new();
+        if let Some(host) = public_url.as_ref().and_then(url::Url::host_str) {
+            allowed_hosts.push(host.trim_matches(['[', ']']).to_ascii_lowercase());
+        }
+        for host in &cli.allowed_host {
+            let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+            if host.is_empty() || host.contains(['/', ':', ' ']) {
+                bail!("--allowed-host {host:?}: give a host name without scheme or port");
+            }
+            allowed_hosts.push(host);
+        }
+        let mut allowed_origins = Vec::new();
+        for text in &cli.cors_origin {
+            allowed_origins.push(parse_origin(text)?);
+        }
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let workers = cli.workers.unwrap_or(cpus).max(1);
+        let workers = cli.workers.unwrap_or(cpus);
+        if workers == 0 {
+            bail!("--workers must be at least 1");
+        }
         if cli.max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
@@ -108,12 +125,19 @@ impl Config {
                 default_numwant: cli.default_numwant.min(cli.max_numwant),
                 max_numwant: cli.max_numwant,
                 registered_only: cli.registered_only || cli.private,
+                max_torrents: cli.max_torrents,
+                max_peers_per_ip: cli.max_peers_per_ip,
             },
             workers,
             max_connections: cli.max_connections,
-            admin_token: cli.admin_token.filter(|t| !t.is_empty()),
+            max_connections_per_ip: cli.max_connections_per_ip,
+            access: Rules {
+                local: local_admin,
+                token: cli.admin_token.filter(|t| !t.is_empty()),
+                allowed_hosts,
+                allowed_origins,
+            },
             trusted_proxies,
-            local_admin,
             log_level,
             log_file: cli.log_file,
             require_passkey: cli.require_passkey || cli.private,
@@ -121,6 +145,29 @@ impl Config {
             public_url,
         })
     }
+}
+
+/// `--public-url`: an http(s) URL with a host; a path is kept (a tracker behind a prefix).
+fn parse_public_url(text: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(text).with_context(|| format!("--public-url {text:?}: not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("--public-url must be an http:// or https:// URL with a host, got {text:?}");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--public-url {text:?}: no query or fragment, please");
+    }
+    Ok(url)
+}
+
+/// `--cors-origin`: `scheme://host[:port]`, as browsers send it in `Origin` (lowercase, no path).
+fn parse_origin(text: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(text.trim())
+        .with_context(|| format!("--cors-origin {text:?}: not an origin like https://host"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.path(), "" | "/") {
+        bail!("--cors-origin {text:?}: give scheme://host[:port] only");
+    }
+    Ok(origin.ascii_serialization())
 }
 
 fn parse_net(text: &str) -> Option<IpNet> {
@@ -179,7 +226,11 @@ mod tests {
         assert!(!open.swarm.registered_only && !open.require_passkey);
         let private = config(&["--private", "--public-url", "https://t.example.org/"]).unwrap();
         assert!(private.swarm.registered_only && private.require_passkey);
-        assert_eq!(private.public_url.as_deref(), Some("https://t.example.org"));
+        assert_eq!(
+            private.public_url.as_ref().map(url::Url::as_str),
+            Some("https://t.example.org/")
+        );
+        assert_eq!(private.access.allowed_hosts, vec!["t.example.org"]);
         assert!(
             config(&["--registered-only"])
                 .unwrap()
@@ -187,6 +238,38 @@ mod tests {
                 .registered_only
         );
         assert!(config(&["--public-url", "t.example.org"]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_before_they_can_overflow() {
+        for args in [
+            &["--interval", "4100000000"][..],
+            &["--interval", "86401"],
+            &["--interval", "0"],
+            &["--peer-timeout", "604801"],
+            &["--workers", "0"],
+            &["--cors-origin", "https://a.example/path"],
+            &["--cors-origin", "nonsense"],
+            &["--allowed-host", "http://a.example"],
+            &["--public-url", "ftp://t.example.org"],
+        ] {
+            assert!(config(args).is_err(), "{args:?}");
+        }
+        let c = config(&[
+            "--interval",
+            "86400",
+            "--cors-origin",
+            "HTTPS://Panel.Example.org:8443/",
+            "--allowed-host",
+            "Tracker.LAN",
+        ])
+        .unwrap();
+        assert_eq!(c.swarm.interval_secs, 86400);
+        assert_eq!(
+            c.access.allowed_origins,
+            vec!["https://panel.example.org:8443"]
+        );
+        assert_eq!(c.access.allowed_hosts, vec!["tracker.lan"]);
     }
 
     #[test]

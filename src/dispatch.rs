@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use log::error;
 use serde_json::{json, Value};
 
+use crate::access;
 use crate::admin;
 use crate::app::App;
 use crate::error::{AdminError, ProtocolError};
@@ -87,7 +88,8 @@ pub struct Prepared {
     query: String,
     client: Client,
     wants_json: bool,
-    /// The Host header, for announce URLs when no --public-url is set.
+    /// The Host header, for announce URLs when no --public-url is set; only a Host that passes
+    /// the check of `access::host_allowed` (a rebound page's name is not handed out).
     host: Option<String>,
     body: Vec<u8>,
 }
@@ -119,24 +121,30 @@ impl Prepared {
                 _ => route.is_admin(),
             };
             if admin_only {
-                let known = client.known.then_some(client.ip);
-                admin::check_access(
-                    known,
-                    &app.config.local_admin,
-                    // Only admin requests look for a token: announces skip the scan.
-                    token(&request, &query).as_deref(),
-                    app.config.admin_token.as_deref(),
-                )?;
+                // Only admin requests look for a token: announces skip the scan.
+                let token = token(&request, &query);
+                let caller = access::Caller {
+                    ip: client.known.then_some(client.ip),
+                    host: request.header("Host"),
+                    origin: request.header("Origin"),
+                    sec_fetch_site: request.header("Sec-Fetch-Site"),
+                    content_type: request.header("Content-Type"),
+                    json_body: route.takes_body(),
+                    token: token.as_deref(),
+                };
+                access::check(&app.config.access, &caller)?;
             }
             Ok(route)
         });
+        let host = request.header("Host");
+        let host_ok = access::host_allowed(&app.config.access, host);
         Prepared {
             route,
             head_only: request.method == "HEAD",
             wants_json: request
                 .header("Accept")
                 .is_some_and(|v| v.contains("application/json")),
-            host: request.header("Host").map(str::to_owned),
+            host: host.filter(|_| host_ok).map(str::to_owned),
             path,
             query,
             client,
@@ -255,15 +263,20 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
     }
 }
 
-/// Where clients reach the tracker: --public-url, or http:// and the Host this request was sent to.
-fn announce_base(app: &App, req: &Prepared) -> String {
-    match (&app.config.public_url, &req.host) {
-        (Some(url), _) => url.clone(),
+/// Where clients reach the tracker: --public-url, or else http:// and the Host this request was
+/// sent to (when that Host passed the check), or else localhost.
+fn announce_base(app: &App, req: &Prepared) -> admin::AnnounceBase {
+    let url = match (&app.config.public_url, &req.host) {
+        (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
         (None, Some(host)) => format!("http://{host}"),
         (None, None) => format!(
             "http://localhost:{}",
             app.config.binds.first().map_or(6969, |a| a.port())
         ),
+    };
+    admin::AnnounceBase {
+        url,
+        guessed: app.config.public_url.is_none(),
     }
 }
 

@@ -16,6 +16,10 @@ pub enum ProtocolError {
     TooManyInfoHashes { max: usize },
     #[error("unregistered torrent")]
     UnregisteredTorrent,
+    #[error("tracker is full: it holds its limit of {max} torrents")]
+    TooManyTorrents { max: usize },
+    #[error("too many peers from your address in this torrent (at most {max})")]
+    TooManyPeersFromAddress { max: usize },
     #[error("invalid passkey")]
     InvalidPasskey,
     #[error("passkey revoked")]
@@ -38,6 +42,10 @@ pub enum AdminError {
     #[error("method {method} not allowed; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MisdirectedRequest(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -50,6 +58,8 @@ impl AdminError {
             AdminError::NotFound(_) => 404,
             AdminError::Conflict(_) => 409,
             AdminError::MethodNotAllowed { .. } => 405,
+            AdminError::UnsupportedMediaType(_) => 415,
+            AdminError::MisdirectedRequest(_) => 421,
             AdminError::Internal(_) => 500,
         }
     }

@@ -1,6 +1,7 @@
 //! tinytracker: a small private BitTorrent tracker (BEP 3, 7, 23, 48) that keeps its whole state
 //! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
 
+pub mod access;
 pub mod admin;
 pub mod admin_client;
 pub mod api;

@@ -142,7 +142,8 @@ proptest! {
         let users = Users::default();
         for body in [bytes.as_slice(), text.as_bytes()] {
             let _ = admin::add_torrent_info(&swarm, body, 1_700_000_000);
-            let _ = admin::create_user(&users, body, "http://t", 1_700_000_000);
+            let base = admin::AnnounceBase { url: "http://t".into(), guessed: false };
+            let _ = admin::create_user(&users, body, &base, 1_700_000_000);
         }
     }
 

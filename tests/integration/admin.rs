@@ -432,7 +432,7 @@ fn request_from(tracker: &Tracker, from: &str, target: &str, headers: &str) -> (
     let mut stream: std::net::TcpStream = socket.into();
     write!(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n"
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\r\n"
     )
     .unwrap();
     let mut answer = String::new();

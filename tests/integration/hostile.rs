@@ -28,12 +28,12 @@ fn send_raw(tracker: &Tracker, raw: &[u8]) -> Option<(u16, String)> {
 }
 
 fn get(target: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").into_bytes()
+    format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").into_bytes()
 }
 
 fn post(target: &str, body: &str) -> Vec<u8> {
     format!(
-        "POST {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -156,12 +156,12 @@ fn a_thousand_pipelined_requests_on_one_connection_are_all_answered() {
         .unwrap();
     let padding = "x".repeat(900);
     let one = format!(
-        "GET /scrape?info_hash={}&pad={padding} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /scrape?info_hash={}&pad={padding} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         escape(&id(1))
     );
     let mut all = one.repeat(999).into_bytes();
     all.extend_from_slice(
-        one.replace("Host: t", "Host: t\r\nConnection: close")
+        one.replace("Host: 127.0.0.1", "Host: 127.0.0.1\r\nConnection: close")
             .as_bytes(),
     );
     let writer = {
@@ -186,7 +186,7 @@ fn a_client_that_half_closes_still_gets_a_slow_answer() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     stream
-        .write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = Vec::new();
