@@ -169,9 +169,11 @@ impl App {
             .map_or(SWEEP_EVERY, |every| every.min(SWEEP_EVERY));
         let mut last_save = Instant::now();
         while !self.wait_for_shutdown(Some(tick)) {
-            let removed = self.swarm.sweep(self.now());
-            if removed > 0 {
-                log::debug!("swept {removed} expired peers");
+            let (peers, torrents) = self.swarm.sweep(self.now());
+            if peers + torrents > 0 {
+                log::debug!(
+                    "swept {peers} expired peers and {torrents} unregistered torrents left empty"
+                );
             }
             if let Some(every) = self.config.save_every {
                 if last_save.elapsed() >= every {

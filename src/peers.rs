@@ -34,12 +34,8 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(addr: SocketAddr, user: UserId, peer_id: PeerId, last_seen_unix: u64) -> Entry {
-        let ip = match addr.ip() {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
         Entry {
-            ip,
+            ip: mapped(addr.ip()),
             port: addr.port(),
             completed: false,
             last_seen: clamp_secs(last_seen_unix),
@@ -86,6 +82,13 @@ impl Entry {
     }
 }
 
+fn mapped(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
 fn clamp_secs(unix: u64) -> u32 {
     u32::try_from(unix).unwrap_or(u32::MAX)
 }
@@ -107,12 +110,37 @@ impl Key {
 
 struct Index {
     table: HashTable<u32>,
+    /// Peers per address (IPv4 mapped), for the per-address cap.
+    per_ip: HashTable<([u8; 16], u32)>,
     hasher: RandomState,
 }
 
 impl Index {
     fn hash(&self, key: &Key) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    fn count_ip(&mut self, ip: [u8; 16], delta: i32) {
+        let hash = self.hasher.hash_one(ip);
+        let hasher = &self.hasher;
+        match self
+            .per_ip
+            .entry(hash, |e| e.0 == ip, |e| hasher.hash_one(e.0))
+        {
+            hashbrown::hash_table::Entry::Occupied(mut found) => {
+                let count = &mut found.get_mut().1;
+                *count = count.saturating_add_signed(delta);
+                if *count == 0 {
+                    found.remove();
+                }
+            }
+            hashbrown::hash_table::Entry::Vacant(place) => {
+                debug_assert!(delta > 0, "an address no peer has lost a peer");
+                if delta > 0 {
+                    place.insert((ip, delta.unsigned_abs()));
+                }
+            }
+        }
     }
 }
 
@@ -167,10 +195,49 @@ impl PeerSet {
         match &self.index {
             Some(index) => index
                 .table
-                .find(index.hash(key), |&at| self.entries[at as usize].same(key))
+                .find(index.hash(key), |&at| {
+                    self.entries.get(at as usize).is_some_and(|e| e.same(key))
+                })
                 .map(|&at| at as usize),
             None => self.entries.iter().position(|e| e.same(key)),
         }
+    }
+
+    /// How many peers `ip` has here.
+    pub fn count_ip(&self, ip: IpAddr) -> usize {
+        let ip = mapped(ip);
+        match &self.index {
+            Some(index) => index
+                .per_ip
+                .find(index.hasher.hash_one(ip), |e| e.0 == ip)
+                .map_or(0, |e| e.1 as usize),
+            None => self.entries.iter().filter(|e| e.ip == ip).count(),
+        }
+    }
+
+    /// Puts the set back in order after a panic may have left it half-way through a change: the
+    /// seeders first, the count, the oldest bound and the index all rebuilt from the entries.
+    /// Returns whether anything was out of order.
+    pub fn repair(&mut self) -> bool {
+        let before = (self.seeders, self.oldest);
+        let had_index = self.index.is_some();
+        let consistent = self.is_consistent();
+        self.entries.sort_by_key(|e| !e.is_seeder());
+        self.seeders = self.entries.iter().filter(|e| e.is_seeder()).count();
+        self.oldest = self.entries.iter().map(|e| e.last_seen).min().unwrap_or(0);
+        self.index = None;
+        if self.entries.len() > INDEX_FROM || had_index {
+            self.build_index();
+        }
+        !consistent || before != (self.seeders, self.oldest)
+    }
+
+    /// Every entry is where the index says and on the right side of the partition.
+    fn is_consistent(&self) -> bool {
+        self.seeders <= self.entries.len()
+            && self.entries.iter().enumerate().all(|(at, e)| {
+                e.is_seeder() == (at < self.seeders) && self.find(&e.key()) == Some(at)
+            })
     }
 
     /// Adds a peer (not already present) with `left` bytes to go; returns where it is.
@@ -191,17 +258,21 @@ impl PeerSet {
         if self.entries.len() > INDEX_FROM && self.index.is_none() {
             self.build_index();
         }
-        if seeder {
+        let at = if seeder {
             self.swap(at, self.seeders);
             self.seeders += 1;
             self.seeders - 1
         } else {
             at
-        }
+        };
+        debug_assert!(self.seeders <= self.entries.len());
+        debug_assert_eq!(self.find(&self.entries[at].key()), Some(at));
+        at
     }
 
     /// Changes a peer's `left`, moving it between seeders and leechers; returns where it is now.
     pub fn set_left(&mut self, at: usize, left: u64) -> usize {
+        debug_assert!(at < self.entries.len() && self.seeders <= self.entries.len());
         let was_seeder = at < self.seeders;
         self.entries[at].left = left;
         match (was_seeder, left == 0) {
@@ -239,6 +310,7 @@ impl PeerSet {
         if self.entries.len() <= INDEX_FROM / 2 {
             self.index = None;
         }
+        debug_assert!(self.seeders <= self.entries.len());
         entry
     }
 
@@ -317,21 +389,29 @@ impl PeerSet {
             const PARKED: u32 = u32::MAX;
             let hash_a = index.hash(&self.entries[a].key());
             let hash_b = index.hash(&self.entries[b].key());
-            if let Some(slot) = index.table.find_mut(hash_a, |&at| at as usize == a) {
-                *slot = PARKED;
-            }
-            if let Some(slot) = index.table.find_mut(hash_b, |&at| at as usize == b) {
-                *slot = a as u32;
-            }
-            if let Some(slot) = index.table.find_mut(hash_a, |&at| at == PARKED) {
-                *slot = b as u32;
-            }
+            let parked = index
+                .table
+                .find_mut(hash_a, |&at| at as usize == a)
+                .map(|slot| *slot = PARKED);
+            let moved = index
+                .table
+                .find_mut(hash_b, |&at| at as usize == b)
+                .map(|slot| *slot = a as u32);
+            let placed = index
+                .table
+                .find_mut(hash_a, |&at| at == PARKED)
+                .map(|slot| *slot = b as u32);
+            debug_assert!(
+                parked.is_some() && moved.is_some() && placed.is_some(),
+                "both positions are in the index"
+            );
         }
         self.entries.swap(a, b);
     }
 
     fn index_insert(&mut self, at: usize) {
         if let Some(index) = &mut self.index {
+            index.count_ip(self.entries[at].ip, 1);
             let hash = index.hash(&self.entries[at].key());
             let (entries, hasher) = (&self.entries, &index.hasher);
             index.table.insert_unique(hash, at as u32, |&i| {
@@ -342,6 +422,7 @@ impl PeerSet {
 
     fn index_remove(&mut self, at: usize) {
         if let Some(index) = &mut self.index {
+            index.count_ip(self.entries[at].ip, -1);
             let hash = index.hash(&self.entries[at].key());
             if let Ok(found) = index.table.find_entry(hash, |&i| i as usize == at) {
                 found.remove();
@@ -352,9 +433,11 @@ impl PeerSet {
     fn build_index(&mut self) {
         let mut index = Index {
             table: HashTable::with_capacity(self.entries.len() * 2),
+            per_ip: HashTable::new(),
             hasher: RandomState::new(),
         };
         for (at, entry) in self.entries.iter().enumerate() {
+            index.count_ip(entry.ip, 1);
             let hash = index.hash(&entry.key());
             let (entries, hasher) = (&self.entries, &index.hasher);
             index.table.insert_unique(hash, at as u32, |&i| {
@@ -362,6 +445,21 @@ impl PeerSet {
             });
         }
         self.index = Some(Box::new(index));
+    }
+}
+
+#[cfg(test)]
+impl PeerSet {
+    /// What a panic in the middle of [`PeerSet::swap`] leaves: one index entry parked, the
+    /// partition off by one.
+    pub fn break_half_way_for_test(&mut self) {
+        let index = self
+            .index
+            .as_mut()
+            .expect("a set big enough to have an index");
+        let hash = index.hash(&self.entries[0].key());
+        *index.table.find_mut(hash, |&at| at == 0).unwrap() = u32::MAX;
+        self.seeders = self.seeders.saturating_sub(1);
     }
 }
 
@@ -383,12 +481,17 @@ mod tests {
         Entry::new(addr(n), 0, PeerId([n as u8; 20]), seen)
     }
 
-    /// Every peer can be found where the index says, and the seeders come first.
+    /// Every peer can be found where the index says, the seeders come first, and the per-address
+    /// counts are right.
     fn check(set: &PeerSet) {
         for (at, e) in set.entries.iter().enumerate() {
             assert_eq!(set.find(&e.key()), Some(at));
             assert_eq!(e.is_seeder(), at < set.seeders, "partition at {at}");
+            let ip = e.addr().ip();
+            let by_scan = set.entries.iter().filter(|o| o.addr().ip() == ip).count();
+            assert_eq!(set.count_ip(ip), by_scan, "count of {ip}");
         }
+        assert!(set.is_consistent());
     }
 
     #[test]
@@ -464,6 +567,37 @@ mod tests {
             }
         }
         check(&set);
+    }
+
+    #[test]
+    fn repair_restores_a_set_broken_half_way() {
+        let mut set = PeerSet::default();
+        for n in 0..40 {
+            set.insert(entry(n, 100), u64::from(n % 2));
+        }
+        assert!(!set.repair(), "nothing to mend in a consistent set");
+        set.break_half_way_for_test();
+        assert!(!set.is_consistent());
+        assert!(set.repair());
+        check(&set);
+        assert_eq!((set.seeders(), set.leechers()), (20, 20));
+    }
+
+    #[test]
+    fn peers_of_one_address_are_counted_small_and_large() {
+        let mut set = PeerSet::default();
+        let at = |port: u16| SocketAddr::from(([10, 0, 0, 1], port));
+        for port in 1..=30 {
+            set.insert(Entry::new(at(port), 0, PeerId([0; 20]), 0), 1);
+            assert_eq!(set.count_ip(at(1).ip()), usize::from(port));
+        }
+        set.insert(entry(99, 0), 1);
+        for port in 1..=30 {
+            let found = set.find(&Key::new(at(port), 0)).unwrap();
+            set.remove(found);
+            check(&set);
+        }
+        assert_eq!(set.count_ip(at(1).ip()), 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rand::Rng;
@@ -24,10 +25,15 @@ pub struct SwarmConfig {
     pub max_numwant: usize,
     /// Announces and scrapes for torrents nobody registered are refused.
     pub registered_only: bool,
+    /// Most torrents held; an announce that would add one more is refused (0: no limit).
+    pub max_torrents: usize,
+    /// Peers one address may have in one torrent (0: no limit).
+    pub max_peers_per_ip: usize,
 }
 
 /// The command line's defaults: interval 1800 s, min interval 900 s, peer timeout 3600 s,
-/// numwant 50 (at most 200), every torrent served.
+/// numwant 50 (at most 200), every torrent served, at most 1,000,000 torrents and 16 peers
+/// from one address in a torrent.
 impl Default for SwarmConfig {
     fn default() -> Self {
         SwarmConfig {
@@ -37,6 +43,8 @@ impl Default for SwarmConfig {
             default_numwant: 50,
             max_numwant: 200,
             registered_only: false,
+            max_torrents: 1_000_000,
+            max_peers_per_ip: 16,
         }
     }
 }
@@ -175,6 +183,8 @@ pub struct TorrentStats {
 pub struct Swarm {
     config: SwarmConfig,
     shards: Vec<Mutex<HashMap<InfoHash, Torrent>>>,
+    /// Torrents in all shards, kept as they are added and removed (for --max-torrents).
+    torrents: AtomicUsize,
 }
 
 impl Swarm {
@@ -182,7 +192,16 @@ impl Swarm {
         Swarm {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            torrents: AtomicUsize::new(0),
         }
+    }
+
+    fn added_torrent(&self) {
+        self.torrents.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn removed_torrents(&self, n: usize) {
+        self.torrents.fetch_sub(n, Ordering::Relaxed);
     }
 
     pub fn config(&self) -> &SwarmConfig {
@@ -218,17 +237,29 @@ impl Swarm {
                 let nothing = self.answer(ScrapeCounts::default(), interval_secs, Vec::new());
                 return Ok((nothing, Credit::default()));
             }
+            None => {
+                let max = self.config.max_torrents;
+                if max > 0 && self.torrents.load(Ordering::Relaxed) >= max {
+                    return Err(ProtocolError::TooManyTorrents { max });
+                }
+                shard.insert(req.info_hash, Torrent::first_seen(now_unix));
+                self.added_torrent();
+            }
             _ => {}
         }
-        let torrent = shard
-            .entry(req.info_hash)
-            .or_insert_with(|| Torrent::first_seen(now_unix));
+        let Some(torrent) = shard.get_mut(&req.info_hash) else {
+            unreachable!("the torrent was found or inserted above");
+        };
         torrent.peers.expire(cutoff);
 
         let key = Key::new(req.addr, user);
         let at = match torrent.peers.find(&key) {
             Some(at) => at,
             None => {
+                let max = self.config.max_peers_per_ip;
+                if max > 0 && torrent.peers.count_ip(req.addr.ip()) >= max {
+                    return Err(ProtocolError::TooManyPeersFromAddress { max });
+                }
                 let mut entry = Entry::new(req.addr, user, req.peer_id, now_unix);
                 // A new peer's counters are its baseline: nothing is credited for them.
                 (entry.uploaded, entry.downloaded) = (req.uploaded, req.downloaded);
@@ -265,6 +296,11 @@ impl Swarm {
         if req.event == Event::Stopped {
             torrent.peers.remove(at);
             let counts = torrent.counts();
+            // Nobody registered it and nobody is left: open mode keeps no empty torrents.
+            if torrent.peers.is_empty() && !torrent.registered {
+                shard.remove(&req.info_hash);
+                self.removed_torrents(1);
+            }
             return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
         }
         let at = torrent.peers.set_left(at, req.left);
@@ -334,9 +370,10 @@ impl Swarm {
     pub fn register(&self, hash: InfoHash, update: InfoUpdate, now_unix: u64) -> bool {
         let mut shard = self.shard(&hash);
         let created = !shard.get(&hash).is_some_and(|t| t.registered);
-        let torrent = shard
-            .entry(hash)
-            .or_insert_with(|| Torrent::first_seen(now_unix));
+        let torrent = shard.entry(hash).or_insert_with(|| {
+            self.added_torrent();
+            Torrent::first_seen(now_unix)
+        });
         torrent.registered = true;
         let info = &mut torrent.info;
         let InfoUpdate {
@@ -358,7 +395,14 @@ impl Swarm {
 
     /// Removes a torrent and its peers. Returns how many peers went, or `None` if it was unknown.
     pub fn unregister(&self, hash: &InfoHash) -> Option<usize> {
-        self.shard(hash).remove(hash).map(|t| t.peers.len())
+        let removed = self.shard(hash).remove(hash)?;
+        self.removed_torrents(1);
+        Some(removed.peers.len())
+    }
+
+    /// Torrents held right now.
+    pub fn torrent_count(&self) -> usize {
+        self.torrents.load(Ordering::Relaxed)
     }
 
     pub fn contains(&self, hash: &InfoHash) -> bool {
@@ -430,7 +474,10 @@ impl Swarm {
     pub fn restore(&self, snapshot: TorrentSnapshot, now_unix: u64) {
         let cutoff = self.cutoff(now_unix);
         let mut shard = self.shard(&snapshot.info_hash);
-        let torrent = shard.entry(snapshot.info_hash).or_default();
+        let torrent = shard.entry(snapshot.info_hash).or_insert_with(|| {
+            self.added_torrent();
+            Torrent::default()
+        });
         torrent.info = snapshot.info;
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
@@ -442,17 +489,22 @@ impl Swarm {
         }
     }
 
-    /// Removes expired peers everywhere, holding each shard's lock only for that shard. Returns how many went.
-    pub fn sweep(&self, now_unix: u64) -> usize {
+    /// Removes expired peers everywhere, and torrents nobody registered once they have no peers,
+    /// holding each shard's lock only for that shard. Returns how many peers and torrents went.
+    pub fn sweep(&self, now_unix: u64) -> (usize, usize) {
         let cutoff = self.cutoff(now_unix);
-        let mut removed = 0;
+        let (mut peers, mut torrents) = (0, 0);
         for shard in &self.shards {
             let mut shard = lock(shard);
-            for torrent in shard.values_mut() {
-                removed += torrent.peers.expire(cutoff);
-            }
+            let before = shard.len();
+            shard.retain(|_, torrent| {
+                peers += torrent.peers.expire(cutoff);
+                torrent.registered || !torrent.peers.is_empty()
+            });
+            torrents += before - shard.len();
         }
-        removed
+        self.removed_torrents(torrents);
+        (peers, torrents)
     }
 
     /// (torrents, seeders, leechers) right now, counting peers not yet swept.
@@ -478,12 +530,26 @@ impl Swarm {
     }
 }
 
-/// A poisoned shard still holds consistent data (nothing in a critical section panics by design),
-/// so keep serving rather than failing every later request.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+type Shard = HashMap<InfoHash, Torrent>;
+
+/// Locks a shard. A poisoned one (a panic while it was held: nothing in a critical section should
+/// panic, but a bug might) may hold a peer set left half-way through a change, so every peer set
+/// in it is rebuilt before it is used again, and the shard is marked healthy.
+fn lock(mutex: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    mutex.lock().unwrap_or_else(|poisoned| {
+        let mut shard = poisoned.into_inner();
+        let repaired = shard
+            .values_mut()
+            .map(|torrent| torrent.peers.repair())
+            .filter(|&mended| mended)
+            .count();
+        log::error!(
+            "a request panicked while changing a shard; rebuilt its {} torrents' peer lists ({repaired} needed it)",
+            shard.len()
+        );
+        mutex.clear_poison();
+        shard
+    })
 }
 
 /// Canonical peer address: an IPv4-mapped IPv6 address becomes plain IPv4 (BEP 7).
@@ -671,14 +737,131 @@ mod tests {
     }
 
     #[test]
-    fn sweep_removes_expired_peers_but_keeps_torrents() {
+    fn sweep_removes_expired_peers_and_keeps_only_registered_torrents() {
         let swarm = Swarm::new(config());
         for t in 0..10 {
             ann(&swarm, &req(t, 1, 5, Event::Started), NOW);
         }
-        assert_eq!(swarm.sweep(NOW + 100), 0);
-        assert_eq!(swarm.sweep(NOW + 3600), 10);
-        assert_eq!(swarm.totals(), (10, 0));
+        for t in 0..3 {
+            swarm.register(hash(t), InfoUpdate::default(), NOW);
+        }
+        assert_eq!(swarm.sweep(NOW + 100), (0, 0));
+        assert_eq!(swarm.sweep(NOW + 3600), (10, 7));
+        assert_eq!(
+            swarm.totals(),
+            (3, 0),
+            "registered torrents stay without peers"
+        );
+        assert_eq!(swarm.torrent_count(), 3);
+    }
+
+    #[test]
+    fn the_last_peer_stopping_drops_an_unregistered_torrent() {
+        let swarm = Swarm::new(config());
+        ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
+        ann(&swarm, &req(2, 1, 5, Event::Started), NOW);
+        swarm.register(hash(2), InfoUpdate::default(), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Stopped), NOW);
+        ann(&swarm, &req(2, 1, 5, Event::Stopped), NOW);
+        assert_eq!(swarm.totals(), (1, 0));
+        assert_eq!(swarm.torrent_count(), 1);
+    }
+
+    #[test]
+    fn announces_create_no_torrent_past_the_limit() {
+        let swarm = Swarm::new(SwarmConfig {
+            max_torrents: 3,
+            ..config()
+        });
+        for t in 0..3 {
+            ann(&swarm, &req(t, 1, 5, Event::Started), NOW);
+        }
+        assert_eq!(
+            swarm
+                .announce(&req(9, 1, 5, Event::Started), 0, NOW)
+                .unwrap_err(),
+            ProtocolError::TooManyTorrents { max: 3 }
+        );
+        assert_eq!(swarm.totals(), (3, 3), "nothing was added");
+        ann(&swarm, &req(0, 2, 5, Event::Started), NOW);
+        ann(&swarm, &req(1, 1, 5, Event::Stopped), NOW);
+        ann(&swarm, &req(9, 1, 5, Event::Started), NOW);
+        assert_eq!(swarm.torrent_count(), 3, "a freed place can be taken");
+    }
+
+    #[test]
+    fn one_address_has_at_most_the_cap_of_peers_in_a_torrent() {
+        let swarm = Swarm::new(SwarmConfig {
+            max_peers_per_ip: 20,
+            ..config()
+        });
+        let from = |port: u16, ip: [u8; 4]| {
+            let mut r = req(1, port, 5, Event::Started);
+            r.addr = SocketAddr::from((ip, port));
+            r
+        };
+        // Past the size at which the peer set gets its index, so both ways of counting run.
+        for port in 1..=20 {
+            ann(&swarm, &from(port, [10, 0, 0, 1]), NOW);
+        }
+        assert_eq!(
+            swarm
+                .announce(&from(21, [10, 0, 0, 1]), 0, NOW)
+                .unwrap_err(),
+            ProtocolError::TooManyPeersFromAddress { max: 20 }
+        );
+        assert_eq!(swarm.totals(), (1, 20));
+        ann(&swarm, &from(7, [10, 0, 0, 1]), NOW);
+        ann(&swarm, &from(21, [10, 0, 0, 2]), NOW);
+        ann(&swarm, &from(7, [10, 0, 0, 1]).tap_stop(), NOW);
+        ann(&swarm, &from(22, [10, 0, 0, 1]), NOW);
+        assert_eq!(swarm.totals(), (1, 21), "a stopped peer frees its place");
+        let unknown = Swarm::new(SwarmConfig {
+            max_peers_per_ip: 1,
+            ..config()
+        });
+        ann(&unknown, &from(1, [10, 0, 0, 1]), NOW);
+        assert!(unknown.announce(&from(2, [10, 0, 0, 1]), 0, NOW).is_err());
+    }
+
+    impl AnnounceRequest {
+        fn tap_stop(mut self) -> Self {
+            self.event = Event::Stopped;
+            self
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_a_shard_leaves_it_rebuilt_not_broken() {
+        let swarm = Swarm::new(config());
+        for p in 0..40 {
+            ann(&swarm, &req(1, p, u64::from(p % 2), Event::Started), NOW);
+        }
+        let shard = &swarm.shards[usize::from(hash(1).as_bytes()[0]) % SHARDS];
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut guard = shard.lock().unwrap();
+            guard
+                .get_mut(&hash(1))
+                .unwrap()
+                .peers
+                .break_half_way_for_test();
+            panic!("half-way through a change");
+        }));
+        assert!(shard.is_poisoned());
+        let resp = ann(&swarm, &req(1, 5, 1, Event::Periodic), NOW);
+        assert_eq!(
+            resp.complete + resp.incomplete,
+            40,
+            "peer 5 was found, not added again"
+        );
+        assert!(!shard.is_poisoned());
+        for p in 0..40 {
+            ann(&swarm, &req(1, p, 0, Event::Periodic), NOW);
+        }
+        assert_eq!(
+            ann(&swarm, &req(1, 0, 0, Event::Periodic), NOW).complete,
+            40
+        );
     }
 
     #[test]
