@@ -79,6 +79,18 @@ impl Reply {
     }
 }
 
+/// Which thread answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// The worker that read it, at once.
+    Inline,
+    /// The admin thread: saves, `/metrics`, the operator's listings.
+    Admin,
+    /// The public thread: anonymous whole-state work (`/stats` of an open tracker). Every
+    /// request waiting there when it starts one shares that one answer.
+    Public,
+}
+
 /// A request ready to be answered: routed and access-checked, with everything the handler needs.
 #[derive(Debug)]
 pub struct Prepared {
@@ -152,17 +164,21 @@ impl Prepared {
         }
     }
 
-    /// Work that may take long (disk, whole-state walks): run away from the connection loop.
-    pub fn is_slow(&self) -> bool {
-        !self.head_only
-            && matches!(
-                self.route,
-                Ok(Route::SaveState
-                    | Route::Stats
-                    | Route::Metrics
-                    | Route::ListTorrents
-                    | Route::ListUsers)
-            )
+    /// Where the request is answered: work that may take long (disk, whole-state walks) runs
+    /// away from the connection loop, and anonymous work never queues in front of an operator's.
+    pub fn queue(&self, app: &App) -> Queue {
+        match self.route {
+            _ if self.head_only => Queue::Inline,
+            Ok(Route::Stats) if !app.config.require_passkey => Queue::Public,
+            Ok(
+                Route::SaveState
+                | Route::Stats
+                | Route::Metrics
+                | Route::ListTorrents
+                | Route::ListUsers,
+            ) => Queue::Admin,
+            _ => Queue::Inline,
+        }
     }
 
     /// What `/metrics` counts this request as.

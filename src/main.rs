@@ -64,6 +64,7 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
     raise_open_files_limit(config.max_connections);
     let limits = server::Limits {
         max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
     };
     let app = Arc::new(App::new(config, swarm, users, loaded_legacy));
     let mut stdout = std::io::stdout().lock();

@@ -114,7 +114,10 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
             "DELETE",
             (method == "DELETE").then(|| Route::RemoveTorrent((*hash).to_owned())),
         ),
-        _ => return Err(AdminError::NotFound(format!("not found: {path}"))),
+        _ => {
+            let shown = crate::access::short(&path.escape_default().to_string());
+            return Err(AdminError::NotFound(format!("not found: {shown}")));
+        }
     };
     route.ok_or_else(|| AdminError::MethodNotAllowed {
         method: method.to_owned(),
@@ -208,6 +211,9 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         assert_eq!(status("GET", "/nope"), 404);
+        let long = format!("/{}", "x".repeat(16_000));
+        let echoed = resolve("GET", &long).unwrap_err().to_string();
+        assert!(echoed.len() < 100, "{} bytes echoed", echoed.len());
         assert_eq!(status("GET", "/announce/"), 404);
         assert_eq!(status("GET", "/users/alice/promote"), 404);
         match resolve("POST", "/announce") {

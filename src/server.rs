@@ -3,11 +3,14 @@
 //! worker that read it; slow admin work (saving, whole-state listings) goes to one admin thread.
 //! There is no thread per connection, so idle or slow clients cost memory, not threads.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,9 +23,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::BODY_LIMIT;
 use crate::app::App;
-use crate::dispatch::{Prepared, Reply};
+use crate::dispatch::{Prepared, Queue, Reply};
 use crate::http;
 use crate::metrics::Endpoint;
+use crate::swarm::canonical_ip;
 
 /// A connection that sent nothing for this long (between requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,8 +37,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Input held for one connection before it is answered; beyond it reading pauses (a complete
 /// request is at most a 16 KiB head and a 64 KiB body).
 const MAX_INPUT: usize = http::MAX_HEAD_BYTES + BODY_LIMIT;
-/// Answers waiting for a client to read them; beyond this, its requests are not read.
-const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+/// Answers waiting for a client to read them; beyond this, no further request of its is answered
+/// (nor read) until it reads. With MAX_INPUT this bounds what one connection holds.
+pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 /// Buffers bigger than this are given back once empty.
 const KEEP_BUFFER: usize = 16 * 1024;
 /// How often each worker looks for timed-out connections.
@@ -105,13 +110,67 @@ fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {
 pub struct Server {
     workers: Vec<JoinHandle<()>>,
     wakers: Vec<Arc<Waker>>,
-    admin: JoinHandle<()>,
+    /// The admin and the public thread.
+    admin: Vec<JoinHandle<()>>,
 }
 
 /// Limits on what clients may hold open.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections one address may hold (0: no limit).
+    pub max_connections_per_ip: usize,
+}
+
+impl Limits {
+    /// Connection slots only the `--local-admin` networks may take, so that `/save_state` and
+    /// `/metrics` still get in when clients hold every other one.
+    pub fn reserved_for_admins(&self) -> usize {
+        (self.max_connections / 16).min(64)
+    }
+}
+
+/// Open connections per address, shared by the workers (touched on accept and close only).
+struct PerIp {
+    shards: Vec<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl PerIp {
+    fn new() -> PerIp {
+        PerIp {
+            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, ip: &IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
+        let byte = match ip {
+            IpAddr::V4(v4) => v4.octets()[3],
+            IpAddr::V6(v6) => v6.octets()[15],
+        };
+        let shard = &self.shards[usize::from(byte) % self.shards.len()];
+        shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one more connection from `ip` unless it holds `max` already.
+    fn try_add(&self, ip: IpAddr, max: usize) -> bool {
+        let mut shard = self.shard(&ip);
+        let count = shard.entry(ip).or_insert(0);
+        if max > 0 && *count as usize >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn remove(&self, ip: IpAddr) {
+        let mut shard = self.shard(&ip);
+        if let Some(count) = shard.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                shard.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Starts one worker per listening socket set and the admin thread.
@@ -121,7 +180,11 @@ pub fn start(
     workers: usize,
     limits: Limits,
 ) -> anyhow::Result<Server> {
+    // A zero would leave the listening sockets to nobody (and divide by zero below).
+    let workers = workers.max(1);
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+    let (public_tx, public_rx) = mpsc::channel::<Job>();
+    let per_ip = Arc::new(PerIp::new());
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
     for listener in listeners {
@@ -143,6 +206,8 @@ pub fn start(
             listeners: Vec::new(),
             conns: Slab::new(),
             jobs: jobs_tx.clone(),
+            public_jobs: public_tx.clone(),
+            per_ip: Arc::clone(&per_ip),
             replies: replies_rx,
             limits,
             accepting: true,
@@ -165,16 +230,22 @@ pub fn start(
                 .context("starting a worker thread")?,
         );
     }
-    drop(jobs_tx);
-    let admin_app = Arc::clone(app);
+    drop((jobs_tx, public_tx));
+    let reply_senders = Arc::new(reply_senders);
+    let (admin_app, senders) = (Arc::clone(app), Arc::clone(&reply_senders));
     let admin = std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || run_admin(&admin_app, &jobs_rx, &reply_senders))
+        .spawn(move || run_admin(&admin_app, &jobs_rx, &senders))
         .context("starting the admin thread")?;
+    let public_app = Arc::clone(app);
+    let public = std::thread::Builder::new()
+        .name("public".into())
+        .spawn(move || run_public(&public_app, &public_rx, &reply_senders))
+        .context("starting the public thread")?;
     Ok(Server {
         workers: handles,
         wakers,
-        admin,
+        admin: vec![admin, public],
     })
 }
 
@@ -194,21 +265,28 @@ impl Server {
             for worker in self.workers {
                 let _ = worker.join();
             }
-            let _ = self.admin.join();
+            for thread in self.admin {
+                let _ = thread.join();
+            }
             let _ = done.send(());
         });
         all_done.recv_timeout(grace).is_ok()
     }
 }
 
-/// A slow request, sent to the admin thread; the answer goes back to the worker and connection.
+/// A slow request, sent to the admin or public thread; the answer goes back to the worker and
+/// connection.
 struct Job {
     prepared: Prepared,
     endpoint: Endpoint,
     worker: usize,
     conn: usize,
     generation: u64,
+    /// Set when the connection is gone before the job ran: then it is not run at all.
+    cancelled: Arc<AtomicBool>,
 }
+
+type ReplySenders = [(Sender<Answer>, Arc<Waker>)];
 
 struct Answer {
     endpoint: Endpoint,
@@ -217,19 +295,66 @@ struct Answer {
     reply: Reply,
 }
 
-fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &[(Sender<Answer>, Arc<Waker>)]) {
+/// The operator's slow work, one job at a time, never behind anonymous work.
+fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &ReplySenders) {
     while let Ok(job) = jobs.recv() {
-        let reply = job.prepared.run(app);
-        if let Some((sender, waker)) = workers.get(job.worker) {
-            let answer = Answer {
-                endpoint: job.endpoint,
-                conn: job.conn,
-                generation: job.generation,
-                reply,
-            };
-            if sender.send(answer).is_ok() {
-                let _ = waker.wake();
-            }
+        if job.cancelled.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Job {
+            prepared,
+            endpoint,
+            worker,
+            conn,
+            generation,
+            ..
+        } = job;
+        let reply = prepared.run(app);
+        send_answer(workers, (worker, conn, generation), endpoint, reply);
+    }
+}
+
+/// Anonymous whole-state work (`/stats`): every job waiting when one is started shares its answer,
+/// so a crowd of requests costs one walk of the swarm, and jobs whose client is gone cost nothing.
+/// The walk starts after each of them arrived, so none gets an answer older than its request.
+fn run_public(app: &App, jobs: &Receiver<Job>, workers: &ReplySenders) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        batch.extend(jobs.try_iter());
+        batch.retain(|job| !job.cancelled.load(Ordering::Relaxed));
+        let Some(Job {
+            prepared,
+            endpoint,
+            worker,
+            conn,
+            generation,
+            ..
+        }) = batch.pop()
+        else {
+            continue;
+        };
+        // Every job here is a plain `/stats`: one answer fits them all.
+        let reply = prepared.run(app);
+        for job in &batch {
+            let to = (job.worker, job.conn, job.generation);
+            send_answer(workers, to, job.endpoint, reply.clone());
+        }
+        send_answer(workers, (worker, conn, generation), endpoint, reply);
+    }
+}
+
+/// Hands an answer to the worker `to.0` for its connection `to.1` (of generation `to.2`).
+fn send_answer(workers: &ReplySenders, to: (usize, usize, u64), endpoint: Endpoint, reply: Reply) {
+    let (worker, conn, generation) = to;
+    if let Some((sender, waker)) = workers.get(worker) {
+        let answer = Answer {
+            endpoint,
+            conn,
+            generation,
+            reply,
+        };
+        if sender.send(answer).is_ok() {
+            let _ = waker.wake();
         }
     }
 }
@@ -254,6 +379,10 @@ struct Conn {
     registered: Option<Interest>,
     /// Tells answers for an earlier connection in the same slab slot apart.
     generation: u64,
+    /// The address this connection is counted under for --max-connections-per-ip.
+    counted_as: Option<IpAddr>,
+    /// Cancels the queued job of this connection if it goes away first.
+    job: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Clone, Copy)]
@@ -269,6 +398,8 @@ struct Worker {
     listeners: Vec<TcpListener>,
     conns: Slab<Conn>,
     jobs: Sender<Job>,
+    public_jobs: Sender<Job>,
+    per_ip: Arc<PerIp>,
     replies: Receiver<Answer>,
     limits: Limits,
     accepting: bool,
@@ -346,16 +477,11 @@ impl Worker {
             };
             match socket.accept() {
                 Ok((stream, peer)) => {
-                    let open = &self.app.metrics.open_connections;
-                    if open.load(Ordering::Relaxed) >= self.limits.max_connections {
+                    let Some(counted_as) = self.admit(peer) else {
                         self.app.metrics.connection_refused();
                         // Early refusal: closing at once costs less than a thread or a buffer.
-                        debug!(
-                            "refused {peer}: {} connections open",
-                            self.limits.max_connections
-                        );
                         continue;
-                    }
+                    };
                     *generation += 1;
                     let key = self.conns.insert(Conn {
                         stream,
@@ -371,6 +497,8 @@ impl Worker {
                         write_progress: Instant::now(),
                         registered: None,
                         generation: *generation,
+                        counted_as,
+                        job: None,
                     });
                     self.app
                         .metrics
@@ -391,6 +519,36 @@ impl Worker {
         }
     }
 
+    /// Whether a new connection from `peer` may stay: `Some` with the address it counts under
+    /// (`None` inside for a trusted proxy, which is not limited per address).
+    fn admit(&self, peer: SocketAddr) -> Option<Option<IpAddr>> {
+        let ip = canonical_ip(peer.ip());
+        let config = &self.app.config;
+        let open = self.app.metrics.open_connections.load(Ordering::Relaxed);
+        let max = self.limits.max_connections;
+        if open >= max {
+            debug!("refused {peer}: {max} connections open");
+            return None;
+        }
+        let proxy = config.trusted_proxies.iter().any(|net| net.contains(&ip));
+        let admin = !proxy && config.access.local.iter().any(|net| net.contains(&ip));
+        if !admin && open >= max - self.limits.reserved_for_admins() {
+            debug!("refused {peer}: the last connection slots are kept for local admins");
+            return None;
+        }
+        if proxy {
+            return Some(None);
+        }
+        if !self.per_ip.try_add(ip, self.limits.max_connections_per_ip) {
+            debug!(
+                "refused {peer}: {} connections open from {ip}",
+                self.limits.max_connections_per_ip
+            );
+            return None;
+        }
+        Some(Some(ip))
+    }
+
     /// Reads what the client sent, answers it and writes the answers, until the socket has no more
     /// to give or the connection has to wait: for an admin reply, or for the client to read what is
     /// already waiting for it. Whoever ends the wait (an admin reply, writability) calls this again.
@@ -402,7 +560,7 @@ impl Worker {
             let blocked = conn.waiting.is_some()
                 || conn.output.len() - conn.written > MAX_PENDING_OUTPUT
                 || conn.input.len() > MAX_INPUT;
-            let (mut eof, mut capped) = (false, false);
+            let (mut eof, mut capped, mut reset) = (false, false, false);
             if !blocked {
                 let mut chunk = [0u8; 16 * 1024];
                 loop {
@@ -426,13 +584,17 @@ impl Worker {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => {
-                            eof = true;
+                            // Reset: the client is gone, there is nobody to answer.
+                            reset = true;
                             break;
                         }
                     }
                 }
             }
-            self.process(key);
+            if reset {
+                return self.close(key);
+            }
+            let held = self.process(key);
             if eof {
                 // The client sent all it will (or is gone): answer what it asked, then close.
                 match self.conns.get_mut(key) {
@@ -443,21 +605,34 @@ impl Worker {
                 }
             }
             self.flush(key);
-            if !capped || eof {
-                return;
+            // Answering stopped at the output limit: once the client has read enough of it,
+            // answer the requests still in the input.
+            let room = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.output.len() - c.written <= MAX_PENDING_OUTPUT);
+            if (held && room) || (capped && !eof) {
+                continue;
             }
+            return;
         }
     }
 
-    /// Answers every complete request in the connection's input, in order.
-    fn process(&mut self, key: usize) {
+    /// Answers the complete requests in the connection's input, in order, until the answers
+    /// waiting to be read pass [`MAX_PENDING_OUTPUT`]. Returns true if it stopped there.
+    fn process(&mut self, key: usize) -> bool {
         let shutting_down = self.app.is_shutting_down();
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
-                return;
+                return false;
             };
             if conn.waiting.is_some() || conn.close_when_written || conn.input.is_empty() {
-                return;
+                return false;
+            }
+            if conn.output.len() - conn.written > MAX_PENDING_OUTPUT {
+                // The client is not reading: it has to before anything more is answered.
+                conn.request_started = None;
+                return true;
             }
             let (request, used) = match http::parse(&conn.input, BODY_LIMIT) {
                 http::Parse::Incomplete { send_continue } => {
@@ -465,7 +640,7 @@ impl Worker {
                         conn.output.extend_from_slice(http::CONTINUE);
                         conn.continue_sent = true;
                     }
-                    return;
+                    return false;
                 }
                 http::Parse::Error(status, message) => {
                     let reply = Reply::json(status, &serde_json::json!({ "error": message }));
@@ -474,7 +649,7 @@ impl Worker {
                     http::write_response(&mut conn.output, &reply.as_response(), false, false);
                     conn.close_when_written = true;
                     conn.input.clear();
-                    return;
+                    return false;
                 }
                 http::Parse::Complete(request, used) => (request, used),
             };
@@ -486,20 +661,28 @@ impl Worker {
             let method = request.method.clone();
             let peer = conn.peer;
             let prepared = Prepared::new(&self.app, request, peer);
-            if prepared.is_slow() {
+            let queue = match prepared.queue(&self.app) {
+                Queue::Inline => None,
+                Queue::Admin => Some(&self.jobs),
+                Queue::Public => Some(&self.public_jobs),
+            };
+            if let Some(queue) = queue {
                 conn.waiting = Some(PendingReply { keep_alive, http10 });
+                let cancelled = Arc::new(AtomicBool::new(false));
+                conn.job = Some(Arc::clone(&cancelled));
                 let job = Job {
                     endpoint: prepared.endpoint(),
                     prepared,
                     worker: self.index,
                     conn: key,
                     generation: conn.generation,
+                    cancelled,
                 };
-                if self.jobs.send(job).is_err() {
+                if queue.send(job).is_err() {
                     conn.waiting = None;
                     conn.close_when_written = true;
                 }
-                return;
+                return false;
             }
             let described = log::log_enabled!(log::Level::Debug).then(|| prepared.describe());
             let endpoint = prepared.endpoint();
@@ -517,7 +700,7 @@ impl Worker {
                 );
             }
             let Some(conn) = self.conns.get_mut(key) else {
-                return;
+                return false;
             };
             http::write_response(&mut conn.output, &reply.as_response(), keep_alive, http10);
             if !keep_alive {
@@ -542,6 +725,7 @@ impl Worker {
         let Some(pending) = conn.waiting.take() else {
             return;
         };
+        conn.job = None;
         debug!(
             "{} -> {} ({} bytes)",
             conn.peer,
@@ -594,9 +778,18 @@ impl Worker {
             return;
         }
         let done = conn.written == conn.output.len();
+        if !done && conn.written >= KEEP_BUFFER && conn.written * 2 >= conn.output.len() {
+            // A client reading slowly: drop what it read, so the buffer holds only what waits.
+            conn.output.drain(..conn.written);
+            conn.written = 0;
+        }
         if done {
             conn.output.clear();
             conn.written = 0;
+            if !conn.input.is_empty() && conn.request_started.is_none() {
+                // Requests held back while the client was not reading get their full time now.
+                conn.request_started = Some(Instant::now());
+            }
             if conn.output.capacity() > KEEP_BUFFER {
                 conn.output = Vec::new();
             }
@@ -631,36 +824,65 @@ impl Worker {
 
     fn close(&mut self, key: usize) {
         // Closing the socket (dropping the stream) also takes it out of the event loop.
-        if self.conns.try_remove(key).is_some() {
+        if let Some(conn) = self.conns.try_remove(key) {
             self.app
                 .metrics
                 .open_connections
                 .fetch_sub(1, Ordering::Relaxed);
+            if let Some(ip) = conn.counted_as {
+                self.per_ip.remove(ip);
+            }
+            if let Some(job) = conn.job {
+                job.store(true, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Drops connections that are idle too long, send a request too slowly, or do not read.
+    /// Drops connections that are idle too long or do not read what they are sent (WRITE_TIMEOUT,
+    /// however much they keep sending), and answers a request that takes too long to arrive with
+    /// 408 before closing. A request held back because its client is not reading is not slow.
     fn expire(&mut self) {
         let now = Instant::now();
-        let expired: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.waiting.is_none())
-            .filter(|(_, c)| {
-                let slow_request = c.request_started.is_some_and(|t| now - t > REQUEST_TIMEOUT);
-                let idle = c.input.is_empty()
-                    && c.output.is_empty()
-                    && now - c.last_activity > IDLE_TIMEOUT;
-                let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
-                slow_request || idle || not_reading
-            })
-            .map(|(key, _)| key)
-            .collect();
+        let mut slow = Vec::new();
+        let mut expired = Vec::new();
+        for (key, c) in self.conns.iter().filter(|(_, c)| c.waiting.is_none()) {
+            let slow_request = c.output.is_empty()
+                && !c.close_when_written
+                && c.request_started.is_some_and(|t| now - t > REQUEST_TIMEOUT);
+            let idle =
+                c.input.is_empty() && c.output.is_empty() && now - c.last_activity > IDLE_TIMEOUT;
+            let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
+            if slow_request {
+                slow.push(key);
+            } else if idle || not_reading {
+                expired.push(key);
+            }
+        }
         for key in expired {
             if let Some(conn) = self.conns.get(key) {
                 debug!("closing {}: timed out", conn.peer);
             }
             self.close(key);
+        }
+        for key in slow {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            debug!(
+                "{}: request not complete after {REQUEST_TIMEOUT:?} -> 408",
+                conn.peer
+            );
+            let message = format!(
+                "the request did not arrive within {} seconds",
+                REQUEST_TIMEOUT.as_secs()
+            );
+            let reply = Reply::json(408, &serde_json::json!({ "error": message }));
+            self.app.metrics.request(Endpoint::Other, reply.outcome());
+            http::write_response(&mut conn.output, &reply.as_response(), false, false);
+            conn.input.clear();
+            conn.request_started = None;
+            conn.close_when_written = true;
+            self.flush(key);
         }
     }
 }
