@@ -51,7 +51,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<ExitCode> {
+fn run(mut config: Config) -> anyhow::Result<ExitCode> {
+    let _lock = claim_state_file(&mut config)?;
     let swarm = Swarm::new(config.swarm.clone());
     let users = Users::default();
     let loaded_legacy = load_state(&config, &swarm, &users)?;
@@ -116,6 +117,35 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Makes the process the one owner of its state file: follows a symlink to the real file (saves
+/// replace that file, not the link), takes the lock (held until exit) and removes temp files an
+/// interrupted save left.
+fn claim_state_file(config: &mut Config) -> anyhow::Result<state::Lock> {
+    let given = config.state_file.clone();
+    let real = state::resolve(&given).with_context(|| format!("state file {}", given.display()))?;
+    if real != given {
+        info!(
+            "state file {} is a link to {}; saving there",
+            given.display(),
+            real.display()
+        );
+        config.state_file = real;
+    }
+    let lock = state::lock(&config.state_file).map_err(anyhow::Error::msg)?;
+    match state::remove_stale_temps(&config.state_file) {
+        Ok(removed) => {
+            for (path, bytes) in removed {
+                info!(
+                    "removed {} ({bytes} bytes) left by a save that was interrupted",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => warn!("looking for temp files of interrupted saves failed: {e}"),
+    }
+    Ok(lock)
+}
+
 /// Loads the state file into `swarm`. Returns whether it was the Python original's format.
 fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<bool> {
     let started = Instant::now();
@@ -128,6 +158,9 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
     };
     for why in &loaded.skipped {
         warn!("state file {}: skipped {why}", path.display());
+    }
+    for what in &loaded.warnings {
+        warn!("state file {}: {what}", path.display());
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -195,9 +228,12 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         },
     )];
     if let Some(path) = &config.log_file {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Logs name clients and users: the owner's only when created (an existing file keeps its mode).
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .with_context(|| format!("opening log file {}", path.display()))?;
         loggers.push(WriteLogger::new(config.log_level, log_config, file));

@@ -59,8 +59,13 @@ pub struct Listener {
 
 /// Opens `count` sockets on `addr` (IPv6 ones v6-only, so `0.0.0.0` and `[::]` can share a port).
 /// With port 0, the first socket's port is used for the others.
+///
+/// The workers' sockets share the port with `SO_REUSEPORT`, which would also let any other
+/// process of the same user join in and take a share of the clients. So the port is first
+/// claimed without it: if anyone holds the port (another tinytracker included), that fails and
+/// start-up stops.
 pub fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Listener> {
-    let mut addr = addr;
+    let addr = claim_port(addr)?;
     let mut sockets = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -79,11 +84,32 @@ pub fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Listener> {
             .bind(&addr.into())
             .with_context(|| format!("cannot listen on {addr}"))?;
         socket.listen(1024)?;
-        let listener = std::net::TcpListener::from(socket);
-        addr = listener.local_addr()?;
-        sockets.push(listener);
+        sockets.push(std::net::TcpListener::from(socket));
     }
     Ok(Listener { addr, sockets })
+}
+
+/// Binds `addr` once without `SO_REUSEPORT` and lets go: the port is free (or picked, for port 0).
+fn claim_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    // Connections of an earlier run in TIME_WAIT do not count as the port being in use.
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {addr}: the port is already in use (another tinytracker, or another \
+             program, is listening there)"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+    let bound = probe
+        .local_addr()?
+        .as_socket()
+        .context("the listening socket has no address")?;
+    Ok(bound)
 }
 
 fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {

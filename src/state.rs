@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Number;
@@ -28,13 +29,52 @@ pub struct StateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<u64>,
     #[serde(default)]
-    pub torrents: BTreeMap<String, TorrentEntry>,
+    pub torrents: TorrentMap,
     /// Private-tracker users by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, UserEntry>,
     /// Passkeys that no longer work (rotated away, or of deleted users), with whose they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revoked_passkeys: BTreeMap<String, String>,
+}
+
+/// The torrents by key, remembering keys that appeared more than once (a hand-edited file):
+/// the last entry is kept, as JSON readers do, and the load warns about it.
+#[derive(Debug, Default)]
+pub struct TorrentMap {
+    pub entries: BTreeMap<String, TorrentEntry>,
+    pub duplicates: Vec<String>,
+}
+
+impl Serialize for TorrentMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.entries.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TorrentMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TorrentMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of torrents by info hash")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TorrentMap, A::Error> {
+                let mut out = TorrentMap::default();
+                while let Some((key, entry)) = map.next_entry::<String, TorrentEntry>()? {
+                    if out.entries.insert(key.clone(), entry).is_some() {
+                        out.duplicates.push(key);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -126,6 +166,8 @@ pub struct Loaded {
     pub revoked: Vec<(Passkey, String)>,
     pub legacy: bool,
     pub skipped: Vec<String>,
+    /// Loaded, but worth a look (keys that appeared twice).
+    pub warnings: Vec<String>,
     pub peers: usize,
 }
 
@@ -170,6 +212,24 @@ pub fn load(path: &Path) -> Result<Option<Loaded>, LoadError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LoadError::Read(path.to_owned(), e)),
     };
+    // serde reads a struct from an array too; a state file is an object, whatever its version.
+    if let Some(at) = bytes.iter().position(|b| !b.is_ascii_whitespace()) {
+        if bytes[at] != b'{' {
+            let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+            let column = at
+                - bytes[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |n| n + 1)
+                + 1;
+            return Err(LoadError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: "expected a JSON object (the state file is {\"torrents\": …})".into(),
+            });
+        }
+    }
     let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| LoadError::Parse {
         path: path.to_owned(),
         line: e.line(),
@@ -216,7 +276,12 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
             .ok_or_else(|| format!("revoked passkey of {name:?} is malformed"))?;
         loaded.revoked.push((passkey, name));
     }
-    for (key, entry) in file.torrents {
+    for key in &file.torrents.duplicates {
+        loaded.warnings.push(format!(
+            "torrent key {key:?} appears more than once; the last entry was kept"
+        ));
+    }
+    for (key, entry) in file.torrents.entries {
         let info_hash = if legacy {
             match legacy::werkzeug_candidates(&key).as_slice() {
                 [one] => InfoHash(*one),
@@ -474,7 +539,15 @@ pub fn save(path: &Path, contents: &mut Contents) -> io::Result<(u64, usize, usi
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
     })?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    // A name of its own for every save, created exclusively: no two writers, in this process or
+    // another, ever write into one temp file.
+    static SAVES: AtomicU64 = AtomicU64::new(0);
+    let seq = SAVES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        "{}{}.{seq}.tmp",
+        temp_prefix(name),
+        std::process::id()
+    ));
     let written = write_synced(&tmp, contents, fs::metadata(path).ok()).and_then(|written| {
         fs::rename(&tmp, path)?;
         Ok(written)
@@ -493,6 +566,103 @@ pub fn save(path: &Path, contents: &mut Contents) -> io::Result<(u64, usize, usi
     Ok(written)
 }
 
+/// What every temp file of `name` starts with: `.tracker_state.json.`
+fn temp_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.", name.to_string_lossy())
+}
+
+/// Removes temp files a killed save left beside the state file (call only while holding its
+/// [`Lock`]: then no live writer has one open). Returns each one removed and its size.
+pub fn remove_stale_temps(path: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+    let Some(name) = path.file_name() else {
+        return Ok(Vec::new());
+    };
+    let prefix = temp_prefix(name);
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(parent_dir(path))? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        // `.tracker_state.json.tmp` is the name saves used before they had one each.
+        let ours = file_name.starts_with(&prefix) && file_name.ends_with(".tmp");
+        if !ours || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let size = entry.metadata().map_or(0, |m| m.len());
+        fs::remove_file(entry.path())?;
+        removed.push((entry.path(), size));
+    }
+    Ok(removed)
+}
+
+/// The state file the path names: a symlink is followed (to a file that may not exist yet), so
+/// saves replace the real file instead of the link.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut path = path.to_owned();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&path)?;
+                path = parent_dir(&path).join(target);
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
+/// An exclusive `flock` on `.<state file>.lock`, held for the life of the process: one tracker
+/// per state file. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Takes the lock for the state file at `path`, or says which process holds it.
+pub fn lock(path: &Path) -> Result<Lock, String> {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let lock_path = parent_dir(path).join(format!(".{name}.lock"));
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(format!(
+            "{} is in use by another tinytracker{} (lock {}); one tracker per state file",
+            path.display(),
+            if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            },
+            lock_path.display()
+        ));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(Lock {
+        _file: file,
+        path: lock_path,
+    })
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -509,7 +679,13 @@ fn write_synced(
     contents: &mut Contents,
     previous: Option<fs::Metadata>,
 ) -> io::Result<(u64, usize, usize)> {
-    let created = File::create(tmp)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Readable by the owner only (it holds every passkey) unless the file had other rights.
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)?;
     if let Some(previous) = previous {
         created.set_permissions(previous.permissions())?;
     }
@@ -829,11 +1005,99 @@ mod tests {
     fn failed_save_keeps_the_previous_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tracker_state.json");
-        fs::write(&path, "previous").unwrap();
-        // A directory where the temp file goes makes the write fail, whoever runs the test.
-        fs::create_dir(dir.path().join(".tracker_state.json.tmp")).unwrap();
+        // A non-empty directory where the file goes makes the rename fail, whoever runs the test.
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("previous"), "previous").unwrap();
         assert!(empty_save(&path).is_err());
-        assert_eq!(fs::read_to_string(&path).unwrap(), "previous");
+        assert_eq!(
+            fs::read_to_string(path.join("previous")).unwrap(),
+            "previous"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("tracker_state.json")],
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn a_new_file_is_the_owners_only_and_saves_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.json");
+        empty_save(&real).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let link = dir.path().join("tracker_state.json");
+        std::os::unix::fs::symlink("elsewhere.json", &link).unwrap();
+        let resolved = resolve(&link).unwrap();
+        assert_eq!(resolved, dir.path().join("elsewhere.json"));
+        empty_save(&resolved).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link stays"
+        );
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink("not-yet.json", &dangling).unwrap();
+        assert_eq!(resolve(&dangling).unwrap(), dir.path().join("not-yet.json"));
+    }
+
+    #[test]
+    fn a_second_lock_on_one_state_file_is_refused_and_stale_temps_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker_state.json");
+        let held = lock(&path).unwrap();
+        let refused = lock(&path).unwrap_err();
+        assert!(
+            refused.contains("in use by another tinytracker"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains(&format!("pid {}", std::process::id())),
+            "{refused}"
+        );
+        drop(held);
+        let _again = lock(&path).unwrap();
+        fs::write(dir.path().join(".tracker_state.json.123.4.tmp"), "half").unwrap();
+        fs::write(dir.path().join(".tracker_state.json.tmp"), "older").unwrap();
+        fs::write(dir.path().join("other.tmp"), "not ours").unwrap();
+        let mut removed = remove_stale_temps(&path).unwrap();
+        removed.sort();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert_eq!(removed[0].1, 4);
+        assert!(dir.path().join("other.tmp").exists());
+    }
+
+    #[test]
+    fn an_array_is_no_state_file_and_a_repeated_key_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker_state.json");
+        fs::write(&path, "\n  []").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(":2:3: ") && err.contains("expected a JSON object"),
+            "{err}"
+        );
+        let key = "ab".repeat(20);
+        fs::write(
+            &path,
+            format!(r#"{{"version": 2, "torrents": {{"{key}": {{"completions": 1}}, "{key}": {{"completions": 2}}}}}}"#),
+        )
+        .unwrap();
+        let loaded = load(&path).unwrap().unwrap();
+        assert_eq!(loaded.torrents.len(), 1);
+        assert_eq!(loaded.torrents[0].completions, 2, "the last entry is kept");
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains(&key));
     }
 
     #[test]

@@ -173,8 +173,10 @@ fn a_failed_save_is_a_500_and_leaves_the_previous_file() {
     );
     assert_eq!(tracker.get("/save_state").status, 200);
     let before = std::fs::read(tracker.state_path()).unwrap();
-    // A directory where the temp file must go makes the next save fail, even for root.
-    std::fs::create_dir(tracker.dir.join(".tracker_state.json.tmp")).unwrap();
+    // Every save writes a temp file of its own, `.tracker_state.json.<pid>.<n>.tmp`, created
+    // exclusively; a directory in the place of the second one makes that save fail, even for root.
+    let next_temp = format!(".tracker_state.json.{}.1.tmp", tracker.pid());
+    std::fs::create_dir(tracker.dir.join(&next_temp)).unwrap();
     tracker.post_json(
         "/add_torrent_info",
         &json!({"info_hash": hash_hex(6)}).to_string(),

@@ -84,6 +84,10 @@ impl Tracker {
             .unwrap_or_else(|| panic!("expected another listening line, got {line:?}"))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("tracker_state.json")
     }
