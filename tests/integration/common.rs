@@ -47,7 +47,11 @@ impl Tracker {
             .append(true)
             .open(dir.join("stderr.log"))
             .expect("stderr log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tinytracker"))
+        // TINYTRACKER_TEST_BIN runs the tests against another build (to measure a figure before a
+        // change, say); by default they run against this one.
+        let binary = std::env::var_os("TINYTRACKER_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tinytracker").into());
+        let mut child = Command::new(binary)
             .args(["--bind", bind, "--state-file"])
             .arg(dir.join("tracker_state.json"))
             .args(args)
@@ -208,6 +212,20 @@ pub fn http(
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("reading the response");
     parse_response(&raw, method == "HEAD")
+}
+
+/// Sends `bytes` as they are on a new connection and reads the answer up to the close.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connecting to tinytracker");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("reading the response");
+    parse_response(&answer, false)
 }
 
 fn parse_response(raw: &[u8], head_only: bool) -> Reply {
