@@ -3,7 +3,9 @@
 one request and then stay silent, and SLOW connections that send a request head one byte per second,
 reopening any the tracker closes, for SECONDS; meanwhile a normal client announces (a connection per
 announce, as BitTorrent clients do) and its latencies are recorded, and the tracker's thread count is
-sampled. Prints the normal client's p50/p99 and the most threads seen.
+sampled. Prints the normal client's p50/p99 and the most threads seen. The attackers connect from
+127.0.0.2 and the normal client from 127.0.0.1, as they would from two machines: the tracker caps the
+connections one address may hold (--max-connections-per-ip, 64 by default).
 
     python3 tools/slow_clients.py [SECONDS=60] [IDLE=1000] [SLOW=200]
 
@@ -48,6 +50,7 @@ def main():
 
         def open_one(kind):
             s = socket.socket()
+            s.bind(("127.0.0.2", 0))
             s.setblocking(False)
             try:
                 s.connect(addr)
