@@ -11,5 +11,6 @@ mod e2e;
 mod hostile;
 mod persistence;
 mod private;
+mod readme;
 mod scrape;
 mod single_owner;
