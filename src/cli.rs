@@ -46,23 +46,29 @@ pub enum Command {
 pub enum UserAction {
     /// Create a user; prints the passkey and the announce URL to hand out.
     Add {
+        /// The new user's name: 1 to 64 of A-Z a-z 0-9 . _ -
         name: String,
     },
     /// Every user with their totals.
     List,
     /// Give a user a new passkey; the old one stops working at once.
     Rotate {
+        /// The user whose passkey changes.
         name: String,
     },
     /// Refuse a user's announces until enabled again.
     Disable {
+        /// The user to refuse.
         name: String,
     },
+    /// Let a disabled user announce again (with the same passkey).
     Enable {
+        /// The user to let in again.
         name: String,
     },
     /// Delete a user; their passkey stops working.
     Remove {
+        /// The user to delete.
         name: String,
     },
 }
@@ -73,12 +79,17 @@ pub enum TorrentAction {
     List,
     /// Register a torrent by info hash (40 hex or 32 base32); see also add-torrent-info.
     Add {
+        /// The torrent's info hash: 40 hex characters or 32 base32 (as in magnet links).
         info_hash: String,
+        /// A name to show in listings and /stats.
         #[arg(long)]
         name: Option<String>,
     },
     /// Remove a torrent and its peers.
-    Remove { info_hash: String },
+    Remove {
+        /// The torrent's info hash: 40 hex characters or 32 base32.
+        info_hash: String,
+    },
 }
 
 /// How operator commands reach the tracker.
@@ -112,7 +123,7 @@ pub struct ClientArgs {
 /// The server's flags.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; repeat for several (e.g. 0.0.0.0:6969 and [::]:6969). Port 0 picks a free port.
+    /// Address to listen on; repeat, or separate with commas, for several (e.g. 0.0.0.0:6969,[::]:6969). Port 0 picks a free port.
     #[arg(
         long = "bind",
         value_name = "ADDR",

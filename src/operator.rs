@@ -228,19 +228,21 @@ fn torrents_table(answer: &Value) -> String {
     )
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces, measured in terminal columns (a CJK character
+/// takes two, a combining mark none), so wide names line up.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    use unicode_width::UnicodeWidthStr;
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
             .collect();
         padded.join("  ").trim_end().to_owned()
     };
@@ -314,6 +316,15 @@ mod tests {
         assert_eq!(
             table(&["NAME", "N"], &rows),
             "NAME   N\nalice  1\nb      22"
+        );
+        let wide = vec![
+            vec!["数据集".to_owned(), "1".to_owned()],
+            vec!["ab".to_owned(), "2".to_owned()],
+        ];
+        // 数据集 is six columns wide on a terminal.
+        assert_eq!(
+            table(&["NAME", "N"], &wide),
+            "NAME    N\n数据集  1\nab      2"
         );
     }
 

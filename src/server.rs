@@ -112,6 +112,14 @@ fn claim_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     Ok(bound)
 }
 
+/// Elsewhere than Linux there is no TCP_DEFER_ACCEPT: a connection that sends nothing is then an
+/// idle connection from the start.
+#[cfg(not(target_os = "linux"))]
+fn set_defer_accept(_socket: &Socket, _secs: u32) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
 fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let value = secs as libc::c_int;
