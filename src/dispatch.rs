@@ -26,16 +26,28 @@ pub struct Reply {
     pub allow: Option<&'static str>,
     /// Start the graceful shutdown once this reply is on its way.
     pub then_shut_down: bool,
+    /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
+    pub refused: Option<String>,
 }
 
 impl Reply {
-    pub fn bencode(body: Vec<u8>) -> Reply {
+    /// A 200 with a `text/plain` body: a bencoded answer, or the `/metrics` text.
+    pub fn plain(body: Vec<u8>) -> Reply {
         Reply {
             status: 200,
             content_type: "text/plain",
             body,
             allow: None,
             then_shut_down: false,
+            refused: None,
+        }
+    }
+
+    /// A BitTorrent client's refusal: HTTP 200 (BEP 3) with a bencoded `failure reason`.
+    pub fn failure(e: &ProtocolError) -> Reply {
+        Reply {
+            refused: Some(e.to_string()),
+            ..Reply::plain(protocol::encode_failure(e))
         }
     }
 
@@ -48,6 +60,7 @@ impl Reply {
             body,
             allow: None,
             then_shut_down: false,
+            refused: None,
         }
     }
 
@@ -64,7 +77,7 @@ impl Reply {
         match self.status {
             500.. => Outcome::Error,
             400.. => Outcome::Refused,
-            _ if self.body.starts_with(b"d14:failure reason") => Outcome::Refused,
+            _ if self.refused.is_some() => Outcome::Refused,
             _ => Outcome::Ok,
         }
     }
@@ -95,6 +108,7 @@ pub enum Queue {
 #[derive(Debug)]
 pub struct Prepared {
     route: Result<Route, AdminError>,
+    method: String,
     head_only: bool,
     path: String,
     query: String,
@@ -153,6 +167,7 @@ impl Prepared {
         Prepared {
             route,
             head_only: request.method == "HEAD",
+            method: request.method.clone(),
             wants_json: request
                 .header("Accept")
                 .is_some_and(|v| v.contains("application/json")),
@@ -193,9 +208,9 @@ impl Prepared {
         }
     }
 
-    /// For logs: the client and the path with any passkey hidden.
+    /// For logs: the client, the method and the path with any passkey hidden.
     pub fn describe(&self) -> String {
-        format!("{} {}", self.client.ip, redact(&self.path))
+        format!("{} {} {}", self.client.ip, self.method, redact(&self.path))
     }
 
     /// Runs the handler. A panic in it becomes a 500 and a log line.
@@ -223,7 +238,7 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
         Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
         _ => "application/json",
     };
-    let mut reply = Reply::bencode(Vec::new());
+    let mut reply = Reply::plain(Vec::new());
     reply.content_type = content_type;
     reply
 }
@@ -235,13 +250,7 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
     let success = if route == Route::CreateUser { 201 } else { 200 };
     let result = match route {
         Route::Announce { passkey } => {
-            return Reply::bencode(announce(
-                app,
-                &req.query,
-                passkey.as_deref(),
-                req.client.ip,
-                now,
-            ))
+            return announce(app, &req.query, passkey.as_deref(), req.client.ip, now)
         }
         Route::Scrape { passkey } => return scrape(app, req, passkey.as_deref(), now),
         Route::Stats => Ok(admin::stats(swarm, now)),
@@ -253,7 +262,7 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
                 leechers,
                 users: users.len(),
             };
-            let mut reply = Reply::bencode(app.metrics.render(gauges).into_bytes());
+            let mut reply = Reply::plain(app.metrics.render(gauges).into_bytes());
             reply.content_type = "text/plain; version=0.0.4";
             return reply;
         }
@@ -320,14 +329,14 @@ fn passkey_user(
     }
 }
 
-fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Vec<u8> {
+fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Reply {
     let outcome = passkey_user(app, passkey, query, now).and_then(|user| {
         let req = protocol::parse_announce(query, ip)?;
         let (resp, credit) = app.swarm.announce(&req, user, now)?;
         app.users.credit(credit);
         Ok(protocol::encode_announce(&resp, req.style))
     });
-    outcome.unwrap_or_else(|e| protocol::encode_failure(&e))
+    outcome.map_or_else(|e| Reply::failure(&e), Reply::plain)
 }
 
 fn wants_scrape_json(req: &Prepared) -> bool {
@@ -347,10 +356,10 @@ fn scrape(app: &App, req: &Prepared, passkey: Option<&str>, now: u64) -> Reply {
                 .into_iter()
                 .map(|(hash, _, counts)| (hash, counts))
                 .collect();
-            Reply::bencode(protocol::encode_scrape(&counts))
+            Reply::plain(protocol::encode_scrape(&counts))
         }
         Err(e) if json => Reply::json(400, &json!({ "error": e.to_string() })),
-        Err(e) => Reply::bencode(protocol::encode_failure(&e)),
+        Err(e) => Reply::failure(&e),
     }
 }
 

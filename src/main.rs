@@ -216,6 +216,10 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         .set_time_format_rfc3339()
         .set_target_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
+        // The event loop's and the HTTP client's own lines would drown ours at trace level.
+        .add_filter_ignore_str("mio")
+        .add_filter_ignore_str("ureq")
+        .add_filter_ignore_str("rustls")
         .build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
         config.log_level,

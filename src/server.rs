@@ -329,6 +329,20 @@ struct Answer {
     reply: Reply,
 }
 
+/// One request's log line: who, method and path (passkeys masked), status, size, and why a
+/// BitTorrent client was refused.
+fn log_line(described: &str, reply: &Reply) -> String {
+    let mut line = format!(
+        "{described} -> {} ({} bytes)",
+        reply.status,
+        reply.body.len()
+    );
+    if let Some(reason) = &reply.refused {
+        line.push_str(&format!(" refused: {reason}"));
+    }
+    line
+}
+
 /// The operator's slow work, one job at a time, never behind anonymous work.
 fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &ReplySenders) {
     while let Ok(job) = jobs.recv() {
@@ -419,10 +433,11 @@ struct Conn {
     job: Option<Arc<AtomicBool>>,
 }
 
-#[derive(Clone, Copy)]
 struct PendingReply {
     keep_alive: bool,
     http10: bool,
+    /// The request, for the log line once its answer comes back (debug level only).
+    described: Option<String>,
 }
 
 struct Worker {
@@ -692,7 +707,6 @@ impl Worker {
             conn.request_started = (!conn.input.is_empty()).then(Instant::now);
             let keep_alive = request.keep_alive && !shutting_down;
             let http10 = request.http10;
-            let method = request.method.clone();
             let peer = conn.peer;
             let prepared = Prepared::new(&self.app, request, peer);
             let queue = match prepared.queue(&self.app) {
@@ -701,7 +715,12 @@ impl Worker {
                 Queue::Public => Some(&self.public_jobs),
             };
             if let Some(queue) = queue {
-                conn.waiting = Some(PendingReply { keep_alive, http10 });
+                let described = log::log_enabled!(log::Level::Debug).then(|| prepared.describe());
+                conn.waiting = Some(PendingReply {
+                    keep_alive,
+                    http10,
+                    described,
+                });
                 let cancelled = Arc::new(AtomicBool::new(false));
                 conn.job = Some(Arc::clone(&cancelled));
                 let job = Job {
@@ -727,11 +746,7 @@ impl Worker {
             }
             self.app.metrics.request(endpoint, reply.outcome());
             if let Some(described) = described {
-                debug!(
-                    "{described} {method} -> {} ({} bytes)",
-                    reply.status,
-                    reply.body.len()
-                );
+                debug!("{}", log_line(&described, &reply));
             }
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
@@ -760,12 +775,9 @@ impl Worker {
             return;
         };
         conn.job = None;
-        debug!(
-            "{} -> {} ({} bytes)",
-            conn.peer,
-            answer.reply.status,
-            answer.reply.body.len()
-        );
+        if let Some(described) = &pending.described {
+            debug!("{}", log_line(described, &answer.reply));
+        }
         let keep_alive = pending.keep_alive && !self.app.is_shutting_down();
         http::write_response(
             &mut conn.output,

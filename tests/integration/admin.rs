@@ -475,3 +475,25 @@ fn a_caller_outside_the_local_admin_networks_needs_the_token() {
     let (status, _) = request_from(&tracker, "127.0.0.2", "/stats", "");
     assert_eq!(status, 200, "announce-side endpoints stay open");
 }
+
+#[test]
+fn logs_name_method_path_and_why_a_client_was_refused() {
+    let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
+    let user = tracker.post_json("/users", r#"{"name": "alice"}"#).json();
+    let passkey = user["passkey"].as_str().unwrap().to_owned();
+    assert_eq!(tracker.get("/users").status, 200);
+    let refused = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=1&passkey={passkey}",
+        escape(&id(1)),
+        escape(&id(2))
+    ));
+    assert_eq!(failure(&refused).as_deref(), Some("unregistered torrent"));
+    let log = tracker.stderr();
+    assert!(log.contains("127.0.0.1 GET /users -> 200"), "{log}");
+    assert!(log.contains("127.0.0.1 POST /users -> 201"), "{log}");
+    assert!(
+        log.contains("GET /announce -> 200") && log.contains("refused: unregistered torrent"),
+        "{log}"
+    );
+    assert!(!log.contains(&passkey), "a passkey reached the log:\n{log}");
+}
