@@ -24,8 +24,9 @@ pub struct App {
     pub metrics: Metrics,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
-    /// Held for the whole of a save so two saves never share the temp file.
-    save_lock: Mutex<()>,
+    /// Held for the whole of a save, so saves are written in the order they were taken; inside,
+    /// the change count of the state the last successful save wrote (`None`: unknown).
+    save_lock: Mutex<Option<u64>>,
     shutdown: Mutex<bool>,
     shutdown_signal: Condvar,
     shutting_down: AtomicBool,
@@ -48,7 +49,7 @@ impl App {
             users,
             metrics: Metrics::default(),
             legacy_file_pending: Mutex::new(loaded_legacy_file),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(None),
             shutdown: Mutex::new(false),
             shutdown_signal: Condvar::new(),
             shutting_down: AtomicBool::new(false),
@@ -62,9 +63,36 @@ impl App {
             .map_or(0, |d| d.as_secs())
     }
 
+    /// How often the state may have changed so far; equal counts mean nothing changed between.
+    fn changes(&self) -> u64 {
+        self.swarm.changes() + self.users.changes()
+    }
+
+    /// Marks the state as it is now as the one on disk (after a load), so a timed save does not
+    /// rewrite a file that already holds it.
+    pub fn mark_saved(&self) {
+        *self.save_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.changes());
+    }
+
+    /// The timed save: skipped when nothing changed since the last save. Returns whether it wrote.
+    fn save_if_changed(&self) -> Result<bool, String> {
+        let unchanged =
+            *self.save_lock.lock().unwrap_or_else(|p| p.into_inner()) == Some(self.changes());
+        if unchanged {
+            log::debug!(
+                "nothing changed since the last save; not rewriting {}",
+                self.config.state_file.display()
+            );
+            return Ok(false);
+        }
+        self.save().map(|_| true)
+    }
+
     /// Snapshots the swarm (one shard lock at a time), then serializes and writes outside any lock.
     pub fn save(&self) -> Result<SaveReport, String> {
-        let _one_at_a_time = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut saved = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Counted before the copy: a change made while it is taken makes the next timed save write.
+        let changes = self.changes();
         let started = Instant::now();
         let now = self.now();
         // Users first: an announce racing the save then leaves at most its own credit unsaved,
@@ -92,6 +120,7 @@ impl App {
             message
         })?;
         self.metrics.saved(now, started.elapsed(), bytes);
+        *saved = Some(changes);
         let report = SaveReport {
             torrents,
             peers,
@@ -177,7 +206,7 @@ impl App {
             }
             if let Some(every) = self.config.save_every {
                 if last_save.elapsed() >= every {
-                    match self.save() {
+                    match self.save_if_changed() {
                         Ok(_) => last_save = Instant::now(),
                         Err(e) => warn!("timed save failed, retrying in {} s: {e}", tick.as_secs()),
                     }

@@ -67,7 +67,13 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         max_connections: config.max_connections,
         max_connections_per_ip: config.max_connections_per_ip,
     };
+    let loaded_file = config.state_file.exists();
     let app = Arc::new(App::new(config, swarm, users, loaded_legacy));
+    // The file holds what was just loaded (a Python tracker's file is rewritten in this layout on
+    // the first timed save); with no file, an empty state needs no file yet.
+    if !loaded_legacy || !loaded_file {
+        app.mark_saved();
+    }
     let mut stdout = std::io::stdout().lock();
     for listener in &listeners {
         writeln!(stdout, "listening on {}", listener.addr)?;

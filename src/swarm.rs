@@ -182,7 +182,7 @@ pub struct TorrentStats {
 
 pub struct Swarm {
     config: SwarmConfig,
-    shards: Vec<Mutex<HashMap<InfoHash, Torrent>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Torrents in all shards, kept as they are added and removed (for --max-torrents).
     torrents: AtomicUsize,
 }
@@ -191,7 +191,7 @@ impl Swarm {
     pub fn new(config: SwarmConfig) -> Self {
         Swarm {
             config,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             torrents: AtomicUsize::new(0),
         }
     }
@@ -208,9 +208,21 @@ impl Swarm {
         &self.config
     }
 
-    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Torrent>> {
+    /// The shard of `hash`, to change: its change count goes up.
+    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Shard> {
+        let mut shard = self.shard_to_read(hash);
+        shard.changes += 1;
+        shard
+    }
+
+    fn shard_to_read(&self, hash: &InfoHash) -> MutexGuard<'_, Shard> {
         let at = usize::from(hash.as_bytes()[0]) % self.shards.len();
         lock(&self.shards[at])
+    }
+
+    /// Grows whenever anything in the swarm may have changed (a save can tell nothing did).
+    pub fn changes(&self) -> u64 {
+        self.shards.iter().map(|s| lock(s).changes).sum()
     }
 
     fn cutoff(&self, now_unix: u64) -> u64 {
@@ -351,14 +363,16 @@ impl Swarm {
         let cutoff = self.cutoff(now_unix);
         let mut out = Vec::with_capacity(hashes.len());
         for hash in hashes {
-            let mut shard = self.shard(hash);
+            let mut shard = self.shard_to_read(hash);
+            let mut expired = 0;
             match shard.get_mut(hash) {
                 Some(torrent) if torrent.registered || !self.config.registered_only => {
-                    torrent.peers.expire(cutoff);
+                    expired = torrent.peers.expire(cutoff);
                     out.push((*hash, torrent.info.clone(), torrent.counts()));
                 }
                 _ => {}
             }
+            shard.changes += expired as u64;
         }
         if out.is_empty() && self.config.registered_only {
             return Err(ProtocolError::UnregisteredTorrent);
@@ -406,7 +420,7 @@ impl Swarm {
     }
 
     pub fn contains(&self, hash: &InfoHash) -> bool {
-        self.shard(hash).contains_key(hash)
+        self.shard_to_read(hash).contains_key(hash)
     }
 
     /// `/stats`: every torrent with its live counts and byte sums, sorted by hash.
@@ -415,8 +429,9 @@ impl Swarm {
         let mut out = Vec::new();
         for shard in &self.shards {
             let mut shard = lock(shard);
-            for (hash, torrent) in shard.iter_mut() {
-                torrent.peers.expire(cutoff);
+            let shard = &mut *shard;
+            for (hash, torrent) in shard.map.iter_mut() {
+                shard.changes += torrent.peers.expire(cutoff) as u64;
                 let counts = torrent.counts();
                 let (uploaded, downloaded) =
                     torrent.peers.iter().fold((0u128, 0u128), |(u, d), p| {
@@ -496,12 +511,13 @@ impl Swarm {
         let (mut peers, mut torrents) = (0, 0);
         for shard in &self.shards {
             let mut shard = lock(shard);
-            let before = shard.len();
+            let before = (shard.len(), peers);
             shard.retain(|_, torrent| {
                 peers += torrent.peers.expire(cutoff);
                 torrent.registered || !torrent.peers.is_empty()
             });
-            torrents += before - shard.len();
+            torrents += before.0 - shard.len();
+            shard.changes += (before.0 - shard.len() + peers - before.1) as u64;
         }
         self.removed_torrents(torrents);
         (peers, torrents)
@@ -530,7 +546,25 @@ impl Swarm {
     }
 }
 
-type Shard = HashMap<InfoHash, Torrent>;
+/// One shard's torrents, and how often they may have changed.
+#[derive(Default)]
+struct Shard {
+    map: HashMap<InfoHash, Torrent>,
+    changes: u64,
+}
+
+impl std::ops::Deref for Shard {
+    type Target = HashMap<InfoHash, Torrent>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Shard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
 
 /// Locks a shard. A poisoned one (a panic while it was held: nothing in a critical section should
 /// panic, but a bug might) may hold a peer set left half-way through a change, so every peer set

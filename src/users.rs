@@ -97,6 +97,8 @@ struct Inner {
     by_passkey: HashMap<Passkey, UserId>,
     /// Passkeys that worked once (rotated away, or of deleted users), with whose they were.
     revoked: HashMap<Passkey, String>,
+    /// Counts the times the users may have changed (so a save can tell nothing did).
+    changes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -105,8 +107,21 @@ pub struct Users {
 }
 
 impl Users {
+    /// For a change: the change count goes up.
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.read();
+        inner.changes += 1;
+        inner
+    }
+
+    /// For reading only.
+    fn read(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Grows whenever the users may have changed.
+    pub fn changes(&self) -> u64 {
+        self.read().changes
     }
 
     /// The user a passkey belongs to, noting that the user was seen now.
@@ -218,7 +233,7 @@ impl Users {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().by_id.len()
+        self.read().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -227,18 +242,18 @@ impl Users {
 
     /// Every user, sorted by name.
     pub fn list(&self) -> Vec<User> {
-        let mut users: Vec<User> = self.lock().by_id.values().cloned().collect();
+        let mut users: Vec<User> = self.read().by_id.values().cloned().collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         users
     }
 
     pub fn id_of(&self, name: &str) -> Option<UserId> {
-        self.lock().by_name.get(name).copied()
+        self.read().by_name.get(name).copied()
     }
 
     /// Everything worth saving: the users and the revoked passkeys.
     pub fn snapshot(&self) -> (Vec<User>, Vec<(Passkey, String)>) {
-        let inner = self.lock();
+        let inner = self.read();
         let mut users: Vec<User> = inner.by_id.values().cloned().collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         let mut revoked: Vec<_> = inner.revoked.iter().map(|(k, n)| (*k, n.clone())).collect();

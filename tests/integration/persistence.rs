@@ -275,3 +275,49 @@ fn a_slow_client_does_not_keep_shutdown_from_saving() {
         .unwrap()
         .contains("saved anyway"));
 }
+
+/// Waits (bounded) until the tracker's log has `count` lines containing `needle`.
+fn until_logged(tracker: &Tracker, needle: &str, count: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = tracker.stderr();
+        if log.matches(needle).count() >= count {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} ×{count} in:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn timed_saves_do_not_rewrite_an_unchanged_state() {
+    let tracker = Tracker::start(&["--save-interval", "1", "--log-level", "debug"]);
+    tracker.post_json(
+        "/add_torrent_info",
+        &serde_json::json!({"info_hash": hex(&id(1)), "name": "once"}).to_string(),
+    );
+    until_logged(&tracker, "saved 1 torrents", 1);
+    let written = std::fs::metadata(tracker.state_path())
+        .unwrap()
+        .modified()
+        .unwrap();
+    let log = until_logged(&tracker, "nothing changed since the last save", 2);
+    assert_eq!(log.matches("saved 1 torrents").count(), 1, "{log}");
+    assert_eq!(
+        std::fs::metadata(tracker.state_path())
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+    // A change is saved on the next tick.
+    tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=1",
+        escape(&id(1)),
+        escape(&id(2))
+    ));
+    until_logged(&tracker, "saved 1 torrents, 1 peers", 1);
+}
