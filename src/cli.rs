@@ -40,6 +40,32 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Work on a state file directly (no running tracker needed).
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Write the state in another tracker's format: `state export --legacy OUT` writes what the
+    /// Python tracker loads (torrents, metadata, peers; not users, passkeys or completion counts).
+    Export {
+        /// The Python/Flask tracker's tracker_state.json layout (the one format there is so far).
+        #[arg(long, required = true)]
+        legacy: bool,
+        /// Where to write; an existing file is not overwritten.
+        out: PathBuf,
+        /// The state file to read (save it first, or stop the tracker, for its latest state).
+        #[arg(
+            long,
+            value_name = "PATH",
+            env = "TINYTRACKER_STATE_FILE",
+            default_value = "tracker_state.json"
+        )]
+        state_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::admin_client::AdminClient;
-use crate::cli::{ClientArgs, Command, TorrentAction, UserAction};
+use crate::cli::{ClientArgs, Command, StateAction, TorrentAction, UserAction};
 
 /// Runs one operator command; exit 0 on success, 1 when the tracker refused or could not be reached.
 pub fn run(command: Command) -> ExitCode {
     let (client_args, outcome) = match command {
+        Command::State { action } => return state(action),
         Command::User { action, client } => {
             let outcome = user(&connect(&client), action, client.json);
             (client, outcome)
@@ -31,6 +32,53 @@ pub fn run(command: Command) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tinytracker state …`: reads the state file itself.
+fn state(action: StateAction) -> ExitCode {
+    let StateAction::Export {
+        legacy: _,
+        out,
+        state_file,
+    } = action;
+    match export_legacy(&state_file, &out) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("tinytracker: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export_legacy(state_file: &std::path::Path, out: &std::path::Path) -> Result<String, String> {
+    use std::io::Write;
+    let loaded = crate::state::load(state_file)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no state file at {}", state_file.display()))?;
+    let peers: usize = loaded.torrents.iter().map(|t| t.peers.len()).sum();
+    let text = crate::legacy::to_python_json(&crate::legacy::export(&loaded.torrents));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(|e| {
+            format!(
+                "cannot create {}: {e} (an existing file is not overwritten)",
+                out.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("writing {} failed: {e}", out.display()))?;
+    Ok(format!(
+        "wrote {} torrents and {peers} peers to {} in the Python tracker's format \
+         (users, passkeys and completion counts are not part of it)",
+        loaded.torrents.len(),
+        out.display()
+    ))
 }
 
 fn connect(args: &ClientArgs) -> AdminClient {

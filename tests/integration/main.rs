@@ -8,6 +8,7 @@ mod announce;
 mod bounds;
 mod browser;
 mod e2e;
+mod export;
 mod hostile;
 mod persistence;
 mod private;
