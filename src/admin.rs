@@ -19,22 +19,24 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub fn stats(swarm: &Swarm, now_unix: u64) -> Value {
     let mut out = Map::new();
     for t in swarm.stats(now_unix) {
-        out.insert(
-            t.info_hash.to_hex(),
-            json!({
-                "name": t.info.name,
-                "size": t.info.size,
-                "creation_date": t.info.creation_date,
-                "stats": {
-                    "complete": t.complete,
-                    "incomplete": t.incomplete,
-                    "downloaded": big_number(t.downloaded),
-                    "uploaded": big_number(t.uploaded),
-                    "peers": t.complete + t.incomplete,
-                    "completed": t.completed,
-                },
-            }),
-        );
+        let mut entry = json!({
+            "name": t.info.name,
+            "size": t.info.size,
+            "creation_date": t.info.creation_date,
+            "stats": {
+                "complete": t.complete,
+                "incomplete": t.incomplete,
+                "downloaded": big_number(t.downloaded),
+                "uploaded": big_number(t.uploaded),
+                "peers": t.complete + t.incomplete,
+                "completed": t.completed,
+            },
+        });
+        // A v2 or hybrid torrent: its SHA-256 hash too (announces under either reach it).
+        if t.info.v2.is_some() {
+            entry["v2_info_hash"] = v2_hex(&t.info);
+        }
+        out.insert(t.info_hash.to_hex(), entry);
     }
     Value::Object(out)
 }
@@ -68,10 +70,24 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
     let Value::Object(fields) = value else {
         return Err(AdminError::BadRequest("body must be a JSON object".into()));
     };
-    let info_hash = match fields.get("info_hash") {
-        None | Some(Value::Null) => return Err(AdminError::BadRequest("missing info_hash".into())),
-        Some(Value::String(text)) => resolve_info_hash(swarm, text)?,
-        Some(_) => return Err(AdminError::BadRequest("info_hash must be a string".into())),
+    // BEP 52: a v2 or hybrid torrent also has a SHA-256 info hash (64 hex); a pure v2 torrent
+    // has only that, and is tracked under its first 20 bytes, which is what v2 clients announce.
+    let v2 = match fields.get("v2_info_hash") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(parse_v2(text)?),
+        Some(_) => {
+            return Err(AdminError::BadRequest(
+                "v2_info_hash must be a string".into(),
+            ))
+        }
+    };
+    let info_hash = match (fields.get("info_hash"), &v2) {
+        (None | Some(Value::Null), Some(v2)) => crate::swarm::truncated(v2),
+        (None | Some(Value::Null), None) => {
+            return Err(AdminError::BadRequest("missing info_hash".into()))
+        }
+        (Some(Value::String(text)), _) => resolve_info_hash(swarm, text)?,
+        (Some(_), _) => return Err(AdminError::BadRequest("info_hash must be a string".into())),
     };
     let update = InfoUpdate {
         name: text_field(&fields, "name")?,
@@ -85,6 +101,7 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         },
         comment: text_field(&fields, "comment")?,
         created_by: text_field(&fields, "created_by")?,
+        v2,
     };
     let created = swarm.register(info_hash, update, now_unix);
     let reply = AddTorrentInfoReply {
@@ -93,6 +110,30 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         created,
     };
     Ok(json!(reply))
+}
+
+/// A SHA-256 info hash: 64 hex characters.
+fn parse_v2(text: &str) -> Result<[u8; 32], AdminError> {
+    let bad = || {
+        AdminError::BadRequest(format!(
+            "v2_info_hash must be 64 hex characters, got {:?}",
+            crate::access::short(text)
+        ))
+    };
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut raw = [0u8; 32];
+    for (i, byte) in raw.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(raw)
+}
+
+fn v2_hex(info: &TorrentInfo) -> Value {
+    info.v2.map_or(Value::Null, |v2| {
+        json!(v2.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    })
 }
 
 /// 40 hex characters, 32 base32 characters (magnet links), or the legacy client's escaped form.
@@ -259,6 +300,7 @@ pub fn list_torrents(swarm: &Swarm, now_unix: u64) -> Value {
         .map(|t| {
             json!({
                 "info_hash": t.info_hash.to_hex(),
+                "v2_info_hash": v2_hex(&t.info),
                 "name": t.info.name,
                 "size": t.info.size,
                 "registered": t.registered,
@@ -278,7 +320,7 @@ pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, AdminError> {
         .map_err(|_| {
             AdminError::BadRequest(format!("{text:?} is not a 40-hex or 32-base32 info hash"))
         })?;
-    let peers = swarm
+    let (hash, peers) = swarm
         .unregister(&hash)
         .ok_or_else(|| AdminError::NotFound(format!("no torrent {hash}")))?;
     Ok(json!({ "message": "Torrent removed", "info_hash": hash.to_hex(), "peers": peers }))

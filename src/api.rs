@@ -21,6 +21,10 @@ pub struct AddTorrentInfo {
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<i64>,
+    /// BEP 52 SHA-256 info hash (64 hex) of a v2 or hybrid torrent. Without `info_hash` (a pure
+    /// v2 torrent) the torrent is tracked under its first 20 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v2_info_hash: Option<String>,
 }
 
 /// `POST /add_torrent_info` answer.

@@ -133,6 +133,9 @@ pub struct InfoEntry {
     pub comment: String,
     #[serde(default, deserialize_with = "lenient_text")]
     pub created_by: String,
+    /// BEP 52 SHA-256 info hash of a v2 or hybrid torrent, 64 hex (this tracker's files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v2_info_hash: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -338,8 +341,15 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
             creation_date,
             comment,
             created_by,
+            v2_info_hash,
             ..
         } = entry.info;
+        let v2 = match v2_info_hash {
+            None => None,
+            Some(text) => Some(parse_sha256(&text).ok_or_else(|| {
+                format!("torrent {info_hash}: v2_info_hash {text:?} is not 64 hex characters")
+            })?),
+        };
         // The original registered nothing; a torrent it had metadata for was added by its operator.
         let registered = if legacy {
             !name.is_empty()
@@ -356,6 +366,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                 creation_date,
                 comment,
                 created_by,
+                v2,
             },
             completions: entry.completions,
             peers,
@@ -448,6 +459,13 @@ pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<
             serde_json::to_writer(&mut *out, &info.comment)?;
             out.write_all(b", \"created_by\": ")?;
             serde_json::to_writer(&mut *out, &info.created_by)?;
+            if let Some(v2) = &info.v2 {
+                out.write_all(b", \"v2_info_hash\": \"")?;
+                for b in v2 {
+                    write!(out, "{b:02x}")?;
+                }
+                out.write_all(b"\"")?;
+            }
             out.write_all(b"},\n      \"peers_info\": [")?;
             let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
             for (i, p) in t.peers.iter().enumerate() {
@@ -712,6 +730,17 @@ pub fn keep_legacy_copy(path: &Path) -> io::Result<PathBuf> {
     Ok(candidate)
 }
 
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut raw = [0u8; 32];
+    for (i, byte) in raw.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(raw)
+}
+
 fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(s) => s,
@@ -853,6 +882,7 @@ mod tests {
                 creation_date: 1_600_000_000,
                 comment: "c".into(),
                 created_by: "me".into(),
+                v2: Some([0x5a; 32]),
             },
             completions: 3,
             peers: vec![peer],

@@ -59,6 +59,16 @@ pub struct TorrentInfo {
     pub creation_date: i64,
     pub comment: String,
     pub created_by: String,
+    /// The BEP 52 SHA-256 info hash of a v2 or hybrid torrent. Clients announce it truncated to
+    /// 20 bytes; that hash reaches this torrent too (for a pure v2 torrent it is the torrent's own).
+    pub v2: Option<[u8; 32]>,
+}
+
+/// The 20 bytes a v2 client announces for a SHA-256 info hash (BEP 52).
+pub fn truncated(v2: &[u8; 32]) -> InfoHash {
+    let mut raw = [0u8; 20];
+    raw.copy_from_slice(&v2[..20]);
+    InfoHash(raw)
 }
 
 /// Fields to change on a torrent; `None` leaves a field as it is.
@@ -70,6 +80,7 @@ pub struct InfoUpdate {
     pub creation_date: Option<i64>,
     pub comment: Option<String>,
     pub created_by: Option<String>,
+    pub v2: Option<[u8; 32]>,
 }
 
 /// A peer as the state file and snapshots see it (inside, peers are kept as compact
@@ -229,6 +240,22 @@ impl Swarm {
         now_unix.saturating_sub(self.config.peer_timeout_secs)
     }
 
+    /// The torrent a hash names, with its shard locked for a change: the hash itself, or the v1
+    /// hash of the hybrid torrent whose truncated v2 hash it is.
+    fn resolve(&self, hash: &InfoHash) -> (InfoHash, MutexGuard<'_, Shard>) {
+        let shard = self.shard(hash);
+        if shard.contains_key(hash) {
+            return (*hash, shard);
+        }
+        match shard.aliases.get(hash).copied() {
+            Some(canonical) => {
+                drop(shard);
+                (canonical, self.shard(&canonical))
+            }
+            None => (*hash, shard),
+        }
+    }
+
     /// BEP 3 announce for a peer of `user` (0: no passkey): check the torrent may be served, upsert
     /// (or remove, on `stopped`) the peer, count, sample, and say what the announce adds to the user.
     pub fn announce(
@@ -239,8 +266,8 @@ impl Swarm {
     ) -> Result<(AnnounceResponse, Credit), ProtocolError> {
         let cutoff = self.cutoff(now_unix);
         let interval_secs = self.jittered_interval();
-        let mut shard = self.shard(&req.info_hash);
-        let known = shard.get(&req.info_hash).map(|t| t.registered);
+        let (hash, mut shard) = self.resolve(&req.info_hash);
+        let known = shard.get(&hash).map(|t| t.registered);
         match known {
             Some(false) | None if self.config.registered_only => {
                 return Err(ProtocolError::UnregisteredTorrent)
@@ -254,12 +281,12 @@ impl Swarm {
                 if max > 0 && self.torrents.load(Ordering::Relaxed) >= max {
                     return Err(ProtocolError::TooManyTorrents { max });
                 }
-                shard.insert(req.info_hash, Torrent::first_seen(now_unix));
+                shard.insert(hash, Torrent::first_seen(now_unix));
                 self.added_torrent();
             }
             _ => {}
         }
-        let Some(torrent) = shard.get_mut(&req.info_hash) else {
+        let Some(torrent) = shard.get_mut(&hash) else {
             unreachable!("the torrent was found or inserted above");
         };
         torrent.peers.expire(cutoff);
@@ -310,7 +337,7 @@ impl Swarm {
             let counts = torrent.counts();
             // Nobody registered it and nobody is left: open mode keeps no empty torrents.
             if torrent.peers.is_empty() && !torrent.registered {
-                shard.remove(&req.info_hash);
+                shard.remove(&hash);
                 self.removed_torrents(1);
             }
             return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
@@ -362,13 +389,15 @@ impl Swarm {
     ) -> Result<Vec<(InfoHash, TorrentInfo, ScrapeCounts)>, ProtocolError> {
         let cutoff = self.cutoff(now_unix);
         let mut out = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            let mut shard = self.shard_to_read(hash);
+        for asked in hashes {
+            let (hash, mut shard) = self.resolve(asked);
+            let hash = &hash;
             let mut expired = 0;
             match shard.get_mut(hash) {
                 Some(torrent) if torrent.registered || !self.config.registered_only => {
                     expired = torrent.peers.expire(cutoff);
-                    out.push((*hash, torrent.info.clone(), torrent.counts()));
+                    // Keyed by the hash the client asked about (BEP 48), whichever it was.
+                    out.push((*asked, torrent.info.clone(), torrent.counts()));
                 }
                 _ => {}
             }
@@ -382,6 +411,9 @@ impl Swarm {
 
     /// Registers a torrent or updates its metadata. Returns whether it was not registered before.
     pub fn register(&self, hash: InfoHash, update: InfoUpdate, now_unix: u64) -> bool {
+        if let Some(v2) = update.v2 {
+            self.alias(truncated(&v2), hash);
+        }
         let mut shard = self.shard(&hash);
         let created = !shard.get(&hash).is_some_and(|t| t.registered);
         let torrent = shard.entry(hash).or_insert_with(|| {
@@ -397,7 +429,9 @@ impl Swarm {
             creation_date,
             comment,
             created_by,
+            v2,
         } = update;
+        info.v2 = v2.or(info.v2);
         info.name = name.unwrap_or(std::mem::take(&mut info.name));
         info.size = size.unwrap_or(info.size);
         info.piece_length = piece_length.unwrap_or(info.piece_length);
@@ -407,11 +441,32 @@ impl Swarm {
         created
     }
 
-    /// Removes a torrent and its peers. Returns how many peers went, or `None` if it was unknown.
-    pub fn unregister(&self, hash: &InfoHash) -> Option<usize> {
-        let removed = self.shard(hash).remove(hash)?;
+    /// Makes `alias` (a hybrid torrent's truncated v2 hash) reach the torrent `canonical`. A
+    /// torrent announced under the alias before (open mode, unregistered) gives way.
+    fn alias(&self, alias: InfoHash, canonical: InfoHash) {
+        if alias == canonical {
+            return;
+        }
+        let mut shard = self.shard(&alias);
+        if shard.get(&alias).is_some_and(|t| !t.registered) {
+            shard.remove(&alias);
+            self.removed_torrents(1);
+        }
+        shard.aliases.insert(alias, canonical);
+    }
+
+    /// Removes a torrent (named by either of its hashes) and its peers. Returns its own hash and
+    /// how many peers went, or `None` if it was unknown.
+    pub fn unregister(&self, hash: &InfoHash) -> Option<(InfoHash, usize)> {
+        let (canonical, mut shard) = self.resolve(hash);
+        let removed = shard.remove(&canonical)?;
+        drop(shard);
         self.removed_torrents(1);
-        Some(removed.peers.len())
+        if let Some(v2) = removed.info.v2 {
+            let alias = truncated(&v2);
+            self.shard(&alias).aliases.remove(&alias);
+        }
+        Some((canonical, removed.peers.len()))
     }
 
     /// Torrents held right now.
@@ -420,7 +475,8 @@ impl Swarm {
     }
 
     pub fn contains(&self, hash: &InfoHash) -> bool {
-        self.shard_to_read(hash).contains_key(hash)
+        let shard = self.shard_to_read(hash);
+        shard.contains_key(hash) || shard.aliases.contains_key(hash)
     }
 
     /// `/stats`: every torrent with its live counts and byte sums, sorted by hash.
@@ -488,6 +544,9 @@ impl Swarm {
     /// Puts a loaded torrent in place (startup only). Peers already expired at `now_unix` are dropped.
     pub fn restore(&self, snapshot: TorrentSnapshot, now_unix: u64) {
         let cutoff = self.cutoff(now_unix);
+        if let Some(v2) = snapshot.info.v2 {
+            self.alias(truncated(&v2), snapshot.info_hash);
+        }
         let mut shard = self.shard(&snapshot.info_hash);
         let torrent = shard.entry(snapshot.info_hash).or_insert_with(|| {
             self.added_torrent();
@@ -550,6 +609,8 @@ impl Swarm {
 #[derive(Default)]
 struct Shard {
     map: HashMap<InfoHash, Torrent>,
+    /// Truncated v2 hashes of hybrid torrents (in the shard of the alias) to their v1 hash.
+    aliases: HashMap<InfoHash, InfoHash>,
     changes: u64,
 }
 
@@ -866,6 +927,62 @@ mod tests {
     }
 
     #[test]
+    fn a_hybrid_torrent_is_one_swarm_under_both_hashes() {
+        let swarm = private_swarm();
+        let v2 = [7u8; 32];
+        let short = truncated(&v2);
+        let update = InfoUpdate {
+            name: Some("hybrid".into()),
+            v2: Some(v2),
+            ..InfoUpdate::default()
+        };
+        swarm.register(hash(1), update, NOW);
+        let mut by_v2 = req(0, 1, 5, Event::Started);
+        by_v2.info_hash = short;
+        let first = swarm
+            .announce(&by_v2, 0, NOW)
+            .expect("the v2 hash is registered too");
+        assert_eq!(first.0.incomplete, 1);
+        let mut completed = req(1, 2, 0, Event::Completed);
+        completed.numwant = Some(10);
+        let second = swarm.announce(&completed, 0, NOW).unwrap().0;
+        assert_eq!(
+            (second.complete, second.incomplete, second.downloaded),
+            (1, 1, 1)
+        );
+        assert_eq!(second.peers.len(), 1, "the peer that came by the v2 hash");
+        let scraped = swarm.scrape(&[short, hash(1)], NOW).unwrap();
+        assert_eq!(scraped[0].0, short, "keyed by the hash asked about");
+        assert_eq!(scraped[0].2, scraped[1].2, "one set of counters");
+        assert_eq!(swarm.totals(), (1, 2));
+        let copy = private_swarm();
+        for t in swarm.snapshot(NOW) {
+            copy.restore(t, NOW);
+        }
+        assert!(
+            copy.announce(&by_v2, 0, NOW).is_ok(),
+            "the alias survives a restart"
+        );
+        assert_eq!(swarm.unregister(&short), Some((hash(1), 2)));
+        assert!(!swarm.contains(&short) && !swarm.contains(&hash(1)));
+    }
+
+    #[test]
+    fn a_pure_v2_torrent_is_tracked_under_its_truncated_hash() {
+        let swarm = private_swarm();
+        let v2 = [9u8; 32];
+        let update = InfoUpdate {
+            v2: Some(v2),
+            ..InfoUpdate::default()
+        };
+        swarm.register(truncated(&v2), update, NOW);
+        let mut r = req(0, 1, 5, Event::Started);
+        r.info_hash = truncated(&v2);
+        assert!(swarm.announce(&r, 0, NOW).is_ok());
+        assert_eq!(swarm.totals(), (1, 1));
+    }
+
+    #[test]
     fn a_panic_inside_a_shard_leaves_it_rebuilt_not_broken() {
         let swarm = Swarm::new(config());
         for p in 0..40 {
@@ -1089,7 +1206,7 @@ mod tests {
         let swarm = Swarm::new(config());
         ann(&swarm, &req(1, 1, 5, Event::Started), NOW);
         ann(&swarm, &req(1, 2, 5, Event::Started), NOW);
-        assert_eq!(swarm.unregister(&hash(1)), Some(2));
+        assert_eq!(swarm.unregister(&hash(1)), Some((hash(1), 2)));
         assert_eq!(swarm.unregister(&hash(1)), None);
         assert_eq!(swarm.totals(), (0, 0));
     }

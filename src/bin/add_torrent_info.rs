@@ -243,15 +243,7 @@ fn process(
     };
     report.meta = meta;
     let Some(info_hash) = info_hash else {
-        report.outcome = Outcome::Skipped;
-        report.detail = format!(
-            "pure v2 torrent (BEP 52): no v1 info hash to register (v2 hash {})",
-            report
-                .meta
-                .as_ref()
-                .and_then(Metainfo::v2_hex)
-                .unwrap_or_default()
-        );
+        report.detail = "no info hash to register".into();
         return report;
     };
     report.info_hash = Some(info_hash);
@@ -300,8 +292,14 @@ fn prepare_file(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    // A pure v2 torrent (BEP 52) is tracked under its SHA-256 hash truncated to 20 bytes, which
+    // is what v2 clients announce; a hybrid under its v1 hash, with the v2 hash reaching it too.
+    let tracked = meta
+        .v1
+        .or_else(|| meta.v2.as_ref().map(tinytracker::swarm::truncated));
     let payload = AddTorrentInfo {
-        info_hash: meta.v1.map(|h| h.to_hex()).unwrap_or_default(),
+        info_hash: tracked.map(|h| h.to_hex()).unwrap_or_default(),
+        v2_info_hash: meta.v2_hex(),
         name: Some(meta.name.clone()),
         size: Some(meta.size),
         piece_length: Some(meta.piece_length),
@@ -311,7 +309,7 @@ fn prepare_file(
         // The file's own date; like the Python client, "now" only when the file has none.
         creation_date: Some(meta.creation_date.unwrap_or(now)),
     };
-    Ok((meta.v1, Some(meta), payload))
+    Ok((tracked, Some(meta), payload))
 }
 
 fn report_line(report: &Report, url: &str) -> (String, bool) {

@@ -115,6 +115,9 @@ class Client:
         )
 
 
+KIND = os.environ.get("SWARM_KIND", "v1")
+
+
 def make_torrent(announce_url, data_dir):
     """Writes the random data file in data_dir; returns (torrent_info, file name, the data)."""
     data = os.urandom(DATA_SIZE)
@@ -123,8 +126,10 @@ def make_torrent(announce_url, data_dir):
         f.write(data)
     files = lt.file_storage()
     lt.add_files(files, os.path.join(data_dir, name))
-    # v1 only: a hybrid torrent would announce a second (truncated v2) info hash too.
-    creator = lt.create_torrent(files, PIECE_SIZE, lt.create_torrent.v1_only)
+    # SWARM_KIND: v1 (default), v2 (BEP 52 only: announced under the SHA-256 hash truncated to
+    # 20 bytes) or hybrid (announced under both hashes).
+    flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[KIND]
+    creator = lt.create_torrent(files, PIECE_SIZE, flags)
     creator.add_tracker(announce_url)
     creator.set_priv(True)
     creator.set_creator("tinytracker e2e test")
@@ -168,10 +173,15 @@ def run(announce_url, work_dir, register_command):
     os.makedirs(seed_dir)
     os.makedirs(leech_dir)
     torrent, name, data = make_torrent(announce_url, seed_dir)
-    info_hash = torrent.info_hashes().v1.to_bytes()
+    hashes = torrent.info_hashes()
+    if (hashes.has_v1(), hashes.has_v2()) != {"v1": (True, False), "v2": (False, True),
+                                               "hybrid": (True, True)}[KIND]:
+        raise Failure("libtorrent made no %s torrent" % KIND)
+    # The hash the tracker keeps the torrent under: v1, or for a pure v2 torrent its truncated v2.
+    info_hash = hashes.v1.to_bytes() if hashes.has_v1() else hashes.v2.to_bytes()[:20]
     info_hex = info_hash.hex()
-    print("libtorrent %s, private torrent %s: %d bytes in %d pieces"
-          % (lt.__version__, info_hex, DATA_SIZE, torrent.num_pieces()))
+    print("libtorrent %s, private %s torrent %s: %d bytes in %d pieces"
+          % (lt.__version__, KIND, info_hex, DATA_SIZE, torrent.num_pieces()))
     if register_command:
         command = register_command + [os.path.join(work_dir, "swarm.torrent")]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)

@@ -61,6 +61,11 @@ fn a_stock_client_downloads_through_a_private_tracker_with_a_passkey_query() {
 /// The libtorrent download against `--private`, the torrent registered first by add-torrent-info;
 /// checks the completion and the user's accounting.
 fn private_download(tracker: &Tracker, announce_url: &str) {
+    private_download_of(tracker, announce_url, "v1");
+}
+
+/// The same for a `kind` of torrent: v1, v2 (BEP 52 only) or hybrid. Returns the stats entry.
+fn private_download_of(tracker: &Tracker, announce_url: &str, kind: &str) -> serde_json::Value {
     let base = format!("http://{}", tracker.addr);
     // The torrent is registered with add-torrent-info before either client starts.
     let register = [
@@ -68,7 +73,7 @@ fn private_download(tracker: &Tracker, announce_url: &str) {
         "--tracker",
         base.as_str(),
     ];
-    let info_hash = download_through(tracker, announce_url, &register);
+    let info_hash = download_through_as(tracker, announce_url, &register, kind);
 
     let stats = tracker.get("/stats").json();
     assert_eq!(stats[hex(&info_hash)]["stats"]["completed"], 1, "{stats}");
@@ -80,11 +85,75 @@ fn private_download(tracker: &Tracker, announce_url: &str) {
         e2e["downloaded"].as_u64().unwrap() >= data_size,
         "the leecher's bytes are credited: {users}"
     );
+    stats[hex(&info_hash)].clone()
+}
+
+#[test]
+fn a_pure_v2_torrent_downloads_through_a_private_tracker() {
+    let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
+    let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
+    let passkey = user["passkey"].as_str().expect("passkey");
+    let announce_url = format!("http://{}/announce?passkey={passkey}", tracker.addr);
+    let entry = private_download_of(&tracker, &announce_url, "v2");
+    let v2 = entry["v2_info_hash"]
+        .as_str()
+        .expect("the v2 hash is shown");
+    assert_eq!(v2.len(), 64, "{entry}");
+}
+
+#[test]
+fn a_hybrid_torrent_is_one_swarm_under_both_hashes_through_a_private_tracker() {
+    let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
+    let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
+    let passkey = user["passkey"].as_str().expect("passkey");
+    let announce_url = format!("http://{}/announce?passkey={passkey}", tracker.addr);
+    let entry = private_download_of(&tracker, &announce_url, "hybrid");
+    let v2 = entry["v2_info_hash"]
+        .as_str()
+        .expect("both hashes are shown")
+        .to_owned();
+    // One torrent, one set of counters: the seeder and the leecher, whichever hash they used.
+    let torrents = tracker.get("/torrents").json();
+    assert_eq!(
+        torrents["torrents"].as_array().unwrap().len(),
+        1,
+        "{torrents}"
+    );
+    assert_eq!(entry["stats"]["completed"], 1, "{entry}");
+    // libtorrent announced under the truncated v2 hash too, and was answered as the same swarm.
+    let log = tracker.stderr();
+    let mut short = Vec::new();
+    for i in 0..20 {
+        short.push(u8::from_str_radix(&v2[2 * i..2 * i + 2], 16).unwrap());
+    }
+    let scrape = tracker
+        .get(&format!(
+            "/scrape?info_hash={}&passkey={passkey}",
+            escape(&short)
+        ))
+        .bencode();
+    let Bencode::Dict(files) = field(&scrape, "files") else {
+        panic!("{}", describe(&scrape));
+    };
+    let counts = files
+        .get(&short[..])
+        .unwrap_or_else(|| panic!("{}\n{log}", describe(&scrape)));
+    assert_eq!(int(field(counts, "downloaded")), 1);
 }
 
 /// Runs the libtorrent seeder and leecher against `announce_url`, after `register` (a command
 /// given the torrent's path) when not empty. Returns the torrent's info hash.
 fn download_through(tracker: &Tracker, announce_url: &str, register: &[&str]) -> Vec<u8> {
+    download_through_as(tracker, announce_url, register, "v1")
+}
+
+/// The same with a `kind` of torrent (the script's SWARM_KIND).
+fn download_through_as(
+    tracker: &Tracker,
+    announce_url: &str,
+    register: &[&str],
+    kind: &str,
+) -> Vec<u8> {
     require_python(
         SYSTEM_PYTHON,
         "libtorrent",
@@ -95,6 +164,7 @@ fn download_through(tracker: &Tracker, announce_url: &str, register: &[&str]) ->
     // they can only find each other through the tracker. It checks the bytes and the tracker's scrape.
     let swarm = run(
         Command::new(SYSTEM_PYTHON)
+            .env("SWARM_KIND", kind)
             .arg("-u")
             .arg(script("libtorrent_swarm.py"))
             .arg(announce_url)
