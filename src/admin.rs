@@ -86,23 +86,26 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         (None | Some(Value::Null), None) => {
             return Err(AdminError::BadRequest("missing info_hash".into()))
         }
-        (Some(Value::String(text)), _) => resolve_info_hash(swarm, text)?,
+        (Some(Value::String(text)), _) => match resolve_info_hash(swarm, text)? {
+            Resolved::One(hash) => hash,
+            Resolved::Several(candidates) => {
+                let update = info_update(&fields, v2)?;
+                let hexes: Vec<String> = candidates.iter().map(InfoHash::to_hex).collect();
+                swarm.register_pending(candidates, update, now_unix);
+                // 200, so the legacy client (which checks for it) reports success, as it is: the
+                // torrent is served from its first announce on.
+                return Ok(json!({
+                    "message": "Torrent info added; its info_hash is ambiguous, so it is registered \
+                                under the first of these that a client announces",
+                    "ambiguous": true,
+                    "candidates": hexes,
+                    "created": true,
+                }));
+            }
+        },
         (Some(_), _) => return Err(AdminError::BadRequest("info_hash must be a string".into())),
     };
-    let update = InfoUpdate {
-        name: text_field(&fields, "name")?,
-        size: count_field(&fields, "size")?,
-        piece_length: count_field(&fields, "piece_length")?,
-        creation_date: match fields.get("creation_date") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_i64().ok_or_else(|| {
-                AdminError::BadRequest("creation_date must be an integer (Unix seconds)".into())
-            })?),
-        },
-        comment: text_field(&fields, "comment")?,
-        created_by: text_field(&fields, "created_by")?,
-        v2,
-    };
+    let update = info_update(&fields, v2)?;
     let created = swarm.register(info_hash, update, now_unix);
     let reply = AddTorrentInfoReply {
         message: "Torrent info added successfully".into(),
@@ -110,6 +113,27 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         created,
     };
     Ok(json!(reply))
+}
+
+/// The metadata fields of an `/add_torrent_info` body.
+fn info_update(
+    fields: &Map<String, Value>,
+    v2: Option<[u8; 32]>,
+) -> Result<InfoUpdate, AdminError> {
+    Ok(InfoUpdate {
+        name: text_field(fields, "name")?,
+        size: count_field(fields, "size")?,
+        piece_length: count_field(fields, "piece_length")?,
+        creation_date: match fields.get("creation_date") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                AdminError::BadRequest("creation_date must be an integer (Unix seconds)".into())
+            })?),
+        },
+        comment: text_field(fields, "comment")?,
+        created_by: text_field(fields, "created_by")?,
+        v2,
+    })
 }
 
 /// A SHA-256 info hash: 64 hex characters.
@@ -138,12 +162,18 @@ fn v2_hex(info: &TorrentInfo) -> Value {
 
 /// 40 hex characters, 32 base32 characters (magnet links), or the legacy client's escaped form.
 /// The escaped form can be ambiguous; a candidate the tracker already knows settles it.
-fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<InfoHash, AdminError> {
+enum Resolved {
+    One(InfoHash),
+    /// The legacy escaped form with several readings, none of them a torrent the tracker knows.
+    Several(Vec<InfoHash>),
+}
+
+fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<Resolved, AdminError> {
     if let Ok(hash) = InfoHash::from_hex(text) {
-        return Ok(hash);
+        return Ok(Resolved::One(hash));
     }
     if let Ok(hash) = InfoHash::from_base32(text) {
-        return Ok(hash);
+        return Ok(Resolved::One(hash));
     }
     let candidates: Vec<InfoHash> = legacy::cform_candidates(text)
         .into_iter()
@@ -160,14 +190,8 @@ fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<InfoHash, AdminError> 
              or the escaped form of 20 bytes"
                 .into(),
         )),
-        (_, [one]) | ([one], []) => Ok(*one),
-        (several, _) => {
-            let hexes: Vec<String> = several.iter().map(InfoHash::to_hex).collect();
-            Err(AdminError::BadRequest(format!(
-                "ambiguous info_hash: it could be any of {}; send it as 40 hex characters",
-                hexes.join(", ")
-            )))
-        }
+        (_, [one]) | ([one], []) => Ok(Resolved::One(*one)),
+        (several, _) => Ok(Resolved::Several(several.to_vec())),
     }
 }
 
@@ -396,8 +420,18 @@ mod tests {
             legacy::cform_candidates(&text).len() > 1,
             "{text} should be ambiguous"
         );
-        let err = post(&s, &json!({ "info_hash": text }).to_string()).unwrap_err();
-        assert!(err.to_string().contains("ambiguous"), "{err}");
+        let pending = post(&s, &json!({ "info_hash": text }).to_string()).unwrap();
+        assert_eq!(pending["ambiguous"], true, "{pending}");
+        assert_eq!(
+            pending["candidates"].as_array().unwrap().len(),
+            legacy::cform_candidates(&text).len()
+        );
+        assert_eq!(s.pending().len(), 1);
+        assert_eq!(
+            s.totals(),
+            (0, 0),
+            "no candidate is a torrent before it is announced"
+        );
         s.register(InfoHash(known), InfoUpdate::default(), NOW);
         let answer = post(&s, &json!({ "info_hash": text, "name": "n" }).to_string()).unwrap();
         assert_eq!(answer["info_hash"], InfoHash(known).to_hex());

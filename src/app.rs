@@ -98,6 +98,7 @@ impl App {
         // Users first: an announce racing the save then leaves at most its own credit unsaved,
         // never a peer baseline older than a total that already includes it (a double credit).
         let (users, revoked) = self.users.snapshot();
+        let pending = self.swarm.pending();
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;
         // One shard at a time: copied under its lock, written, dropped.
@@ -111,6 +112,7 @@ impl App {
             torrents: &mut next_shard,
             users: &users,
             revoked: &revoked,
+            pending: &pending,
             saved_at_unix: now,
         };
         let (bytes, torrents, peers) = state::save(path, &mut contents).map_err(|e| {

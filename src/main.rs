@@ -174,6 +174,9 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
     let torrents = loaded.torrents.len();
     let user_count = loaded.users.len();
     users.restore(loaded.users, loaded.revoked);
+    for pending in loaded.pending {
+        swarm.register_pending(pending.candidates, pending.update, pending.since_unix);
+    }
     for torrent in loaded.torrents {
         swarm.restore(torrent, now);
     }

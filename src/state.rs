@@ -14,7 +14,7 @@ use serde_json::Number;
 
 use crate::ids::{InfoHash, PeerId};
 use crate::legacy;
-use crate::swarm::{canonical_ip, Peer, TorrentInfo, TorrentSnapshot};
+use crate::swarm::{canonical_ip, InfoUpdate, Peer, Pending, TorrentInfo, TorrentSnapshot};
 use crate::users::{Passkey, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
@@ -36,6 +36,80 @@ pub struct StateFile {
     /// Passkeys that no longer work (rotated away, or of deleted users), with whose they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revoked_passkeys: BTreeMap<String, String>,
+    /// Registrations waiting for the first announce of one of their candidate hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_registrations: Vec<PendingEntry>,
+}
+
+/// A pending registration: the candidate hashes (40 hex) and the metadata to register.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingEntry {
+    pub candidates: Vec<String>,
+    /// Unix seconds of the registration.
+    pub since: u64,
+    pub info: PendingInfo,
+}
+
+/// The fields a pending registration will set (absent: left as they are).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piece_length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+impl PendingEntry {
+    pub fn from_pending(p: &Pending) -> PendingEntry {
+        let u = &p.update;
+        PendingEntry {
+            candidates: p.candidates.iter().map(InfoHash::to_hex).collect(),
+            since: p.since_unix,
+            info: PendingInfo {
+                name: u.name.clone(),
+                size: u.size,
+                piece_length: u.piece_length,
+                creation_date: u.creation_date,
+                comment: u.comment.clone(),
+                created_by: u.created_by.clone(),
+            },
+        }
+    }
+
+    fn to_pending(&self) -> Result<Pending, String> {
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|h| {
+                InfoHash::from_hex(h)
+                    .map_err(|_| format!("pending registration: {h:?} is not 40 hex"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let i = &self.info;
+        Ok(Pending {
+            candidates,
+            since_unix: self.since,
+            update: InfoUpdate {
+                name: i.name.clone(),
+                size: i.size,
+                piece_length: i.piece_length,
+                creation_date: i.creation_date,
+                comment: i.comment.clone(),
+                created_by: i.created_by.clone(),
+                v2: None,
+            },
+        })
+    }
 }
 
 /// The torrents by key, remembering keys that appeared more than once (a hand-edited file):
@@ -171,6 +245,7 @@ pub struct Loaded {
     pub skipped: Vec<String>,
     /// Loaded, but worth a look (keys that appeared twice).
     pub warnings: Vec<String>,
+    pub pending: Vec<Pending>,
     pub peers: usize,
 }
 
@@ -278,6 +353,9 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         let passkey = Passkey::parse(&key)
             .ok_or_else(|| format!("revoked passkey of {name:?} is malformed"))?;
         loaded.revoked.push((passkey, name));
+    }
+    for entry in &file.pending_registrations {
+        loaded.pending.push(entry.to_pending()?);
     }
     for key in &file.torrents.duplicates {
         loaded.warnings.push(format!(
@@ -420,6 +498,7 @@ pub struct Contents<'a> {
     pub torrents: &'a mut dyn FnMut() -> Option<Vec<TorrentSnapshot>>,
     pub users: &'a [User],
     pub revoked: &'a [(Passkey, String)],
+    pub pending: &'a [Pending],
     pub saved_at_unix: u64,
 }
 
@@ -544,6 +623,14 @@ pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<
             serde_json::to_writer(&mut *out, name)?;
         }
         out.write_all(b"\n  }")?;
+    }
+    if !contents.pending.is_empty() {
+        out.write_all(b",\n  \"pending_registrations\": [")?;
+        for (n, pending) in contents.pending.iter().enumerate() {
+            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+            serde_json::to_writer(&mut *out, &PendingEntry::from_pending(pending))?;
+        }
+        out.write_all(b"\n  ]")?;
     }
     out.write_all(b"\n}\n")?;
     Ok((n, peers_written))
@@ -779,6 +866,7 @@ mod tests {
                 torrents: &mut || None,
                 users: &[],
                 revoked: &[],
+                pending: &[],
                 saved_at_unix: 1,
             },
         )
@@ -795,6 +883,7 @@ mod tests {
             torrents: &mut || batch.take(),
             users,
             revoked,
+            pending: &[],
             saved_at_unix: 5,
         };
         let mut out = Vec::new();
@@ -952,6 +1041,7 @@ mod tests {
             torrents: &mut || queue.next(),
             users: &[],
             revoked: &[],
+            pending: &[],
             saved_at_unix: 1,
         };
         let mut out = Vec::new();
@@ -1105,6 +1195,31 @@ mod tests {
         assert_eq!(removed.len(), 2, "{removed:?}");
         assert_eq!(removed[0].1, 4);
         assert!(dir.path().join("other.tmp").exists());
+    }
+
+    #[test]
+    fn pending_registrations_round_trip() {
+        let pending = Pending {
+            candidates: vec![InfoHash([1; 20]), InfoHash([2; 20])],
+            update: InfoUpdate {
+                name: Some("amb".into()),
+                size: Some(9),
+                ..InfoUpdate::default()
+            },
+            since_unix: 77,
+        };
+        let mut batch = Some(Vec::new());
+        let mut contents = Contents {
+            torrents: &mut || batch.take(),
+            users: &[],
+            revoked: &[],
+            pending: std::slice::from_ref(&pending),
+            saved_at_unix: 5,
+        };
+        let mut out = Vec::new();
+        write_state(&mut out, &mut contents).unwrap();
+        let file: StateFile = serde_json::from_slice(&out).unwrap();
+        assert_eq!(from_file(file).unwrap().pending, vec![pending]);
     }
 
     #[test]

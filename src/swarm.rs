@@ -196,6 +196,21 @@ pub struct Swarm {
     shards: Vec<Mutex<Shard>>,
     /// Torrents in all shards, kept as they are added and removed (for --max-torrents).
     torrents: AtomicUsize,
+    /// Registrations whose hash could be any of several (the legacy client's ambiguous text
+    /// form), each waiting for the first announce or scrape of one of its candidates.
+    pending: Mutex<Vec<Pending>>,
+    /// `pending.len()`, read without the lock on the announce path.
+    pending_count: AtomicUsize,
+    /// Counts changes to `pending` (part of [`Swarm::changes`]).
+    pending_changes: std::sync::atomic::AtomicU64,
+}
+
+/// A registration that waits to learn which of its candidate hashes is the torrent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub candidates: Vec<InfoHash>,
+    pub update: InfoUpdate,
+    pub since_unix: u64,
 }
 
 impl Swarm {
@@ -204,7 +219,70 @@ impl Swarm {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             torrents: AtomicUsize::new(0),
+            pending: Mutex::new(Vec::new()),
+            pending_count: AtomicUsize::new(0),
+            pending_changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Keeps a registration until a client names one of `candidates`: that one is registered
+    /// with `update`, the others are dropped. A pending entry naming the same candidates is replaced.
+    pub fn register_pending(&self, candidates: Vec<InfoHash>, update: InfoUpdate, now_unix: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|p| p.candidates != candidates);
+        pending.push(Pending {
+            candidates,
+            update,
+            since_unix: now_unix,
+        });
+        self.pending_count.store(pending.len(), Ordering::Relaxed);
+        self.pending_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The registrations still waiting, for the state file.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// If `hash` is a candidate of a pending registration, registers it (and forgets the other
+    /// candidates). Cheap when nothing is pending.
+    fn claim_pending(&self, hash: &InfoHash, now_unix: u64) {
+        if self.pending_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let claimed = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let found = pending.iter().position(|p| p.candidates.contains(hash));
+            let claimed = found.map(|at| pending.remove(at));
+            self.pending_count.store(pending.len(), Ordering::Relaxed);
+            self.pending_changes.fetch_add(1, Ordering::Relaxed);
+            claimed
+        };
+        if let Some(claimed) = claimed {
+            log::info!(
+                "{hash} was announced: the pending registration of {} candidates is settled on it",
+                claimed.candidates.len()
+            );
+            self.register(*hash, claimed.update, now_unix);
+        }
+    }
+
+    /// [`Swarm::resolve`], first settling a pending registration that names `hash`.
+    fn resolve_or_claim(
+        &self,
+        hash: &InfoHash,
+        now_unix: u64,
+    ) -> (InfoHash, MutexGuard<'_, Shard>) {
+        let (found, shard) = self.resolve(hash);
+        if shard.contains_key(&found) || self.pending_count.load(Ordering::Relaxed) == 0 {
+            return (found, shard);
+        }
+        drop(shard);
+        self.claim_pending(hash, now_unix);
+        self.resolve(hash)
     }
 
     fn added_torrent(&self) {
@@ -233,7 +311,8 @@ impl Swarm {
 
     /// Grows whenever anything in the swarm may have changed (a save can tell nothing did).
     pub fn changes(&self) -> u64 {
-        self.shards.iter().map(|s| lock(s).changes).sum()
+        let shards: u64 = self.shards.iter().map(|s| lock(s).changes).sum();
+        shards + self.pending_changes.load(Ordering::Relaxed)
     }
 
     fn cutoff(&self, now_unix: u64) -> u64 {
@@ -266,7 +345,7 @@ impl Swarm {
     ) -> Result<(AnnounceResponse, Credit), ProtocolError> {
         let cutoff = self.cutoff(now_unix);
         let interval_secs = self.jittered_interval();
-        let (hash, mut shard) = self.resolve(&req.info_hash);
+        let (hash, mut shard) = self.resolve_or_claim(&req.info_hash, now_unix);
         let known = shard.get(&hash).map(|t| t.registered);
         match known {
             Some(false) | None if self.config.registered_only => {
@@ -390,7 +469,7 @@ impl Swarm {
         let cutoff = self.cutoff(now_unix);
         let mut out = Vec::with_capacity(hashes.len());
         for asked in hashes {
-            let (hash, mut shard) = self.resolve(asked);
+            let (hash, mut shard) = self.resolve_or_claim(asked, now_unix);
             let hash = &hash;
             let mut expired = 0;
             match shard.get_mut(hash) {
@@ -965,6 +1044,28 @@ mod tests {
         );
         assert_eq!(swarm.unregister(&short), Some((hash(1), 2)));
         assert!(!swarm.contains(&short) && !swarm.contains(&hash(1)));
+    }
+
+    #[test]
+    fn a_pending_registration_settles_on_the_first_candidate_announced() {
+        let swarm = private_swarm();
+        let update = InfoUpdate {
+            name: Some("which one".into()),
+            ..InfoUpdate::default()
+        };
+        swarm.register_pending(vec![hash(1), hash(2), hash(3)], update, NOW);
+        assert_eq!(swarm.totals(), (0, 0), "nothing is a torrent yet");
+        assert!(swarm
+            .announce(&req(2, 1, 5, Event::Started), 0, NOW)
+            .is_ok());
+        assert_eq!(swarm.stats(NOW)[0].info.name, "which one");
+        assert_eq!(
+            swarm.announce(&req(1, 1, 5, Event::Started), 0, NOW),
+            Err(ProtocolError::UnregisteredTorrent),
+            "the other candidates were dropped"
+        );
+        assert!(swarm.pending().is_empty());
+        assert_eq!(swarm.totals(), (1, 1));
     }
 
     #[test]

@@ -483,3 +483,106 @@ fn unhex(text: &str) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A single-file torrent whose info hash has an ambiguous legacy text form (about 1 in 5,500
+/// hashes does); returns the .torrent bytes and the hash.
+fn ambiguous_torrent() -> (Vec<u8>, [u8; 20]) {
+    use sha1::{Digest, Sha1};
+    for n in 0..1_000_000u32 {
+        let name = format!("ambiguous-{n}");
+        let info = format!(
+            "d6:lengthi1e4:name{}:{name}12:piece lengthi16384e6:pieces20:{}e",
+            name.len(),
+            "A".repeat(20)
+        );
+        let hash: [u8; 20] = Sha1::digest(info.as_bytes()).into();
+        let text = tinytracker::legacy::custom_urlencode(&hash);
+        if tinytracker::legacy::cform_candidates(&text).len() > 1 {
+            return (format!("d4:info{info}e").into_bytes(), hash);
+        }
+    }
+    panic!("no ambiguous hash in a million names");
+}
+
+#[test]
+fn the_legacy_client_registers_an_ambiguous_hash_and_the_first_announce_settles_it() {
+    require_python(
+        "python3",
+        "requests, bencodepy",
+        "run bash tools/test.sh, which puts them in target/test-venv",
+    );
+    let tracker = Tracker::start(&["--registered-only"]);
+    let work = tempfile::tempdir().unwrap();
+    let (torrent, hash) = ambiguous_torrent();
+    let path = work.path().join("ambiguous.torrent");
+    std::fs::write(&path, torrent).unwrap();
+    let ran = run(
+        Command::new("python3")
+            .arg("-u")
+            .arg(script("legacy_client.py"))
+            .arg("--tracker")
+            .arg(format!("http://{}", tracker.addr))
+            .arg(&path),
+        Duration::from_secs(60),
+        work.path(),
+        "legacy_client",
+    );
+    assert!(
+        ran.status.success(),
+        "the legacy client failed:\n{}",
+        ran.output()
+    );
+    let reply: serde_json::Value = ran
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tracker replied 200: "))
+        .map(|r| serde_json::from_str(r).unwrap())
+        .unwrap_or_else(|| panic!("no reply in\n{}", ran.output()));
+    assert_eq!(reply["ambiguous"], true, "{reply}");
+    let candidates: Vec<String> = reply["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert!(candidates.contains(&hex(&hash)), "{candidates:?}");
+    // Registered on save too: a restart before the first announce keeps it.
+    assert_eq!(tracker.get("/save_state").status, 200);
+    let state = std::fs::read_to_string(tracker.state_path()).unwrap();
+    assert!(state.contains("pending_registrations"), "{state}");
+
+    let announce = tracker.announce(&format!(
+        "info_hash={}&peer_id={}&port=1&left=1",
+        escape(&hash),
+        escape(&id(5))
+    ));
+    assert_eq!(
+        failure(&announce),
+        None,
+        "the real hash is served once announced"
+    );
+    let stats = tracker.get("/stats").json();
+    assert!(
+        stats[hex(&hash)]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("ambiguous-"),
+        "{stats}"
+    );
+    assert_eq!(
+        stats.as_object().unwrap().len(),
+        1,
+        "the other candidates were dropped"
+    );
+    for other in candidates.iter().filter(|c| **c != hex(&hash)) {
+        let raw: Vec<u8> = (0..20)
+            .map(|i| u8::from_str_radix(&other[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let refused = tracker.announce(&format!(
+            "info_hash={}&peer_id={}&port=2",
+            escape(&raw),
+            escape(&id(6))
+        ));
+        assert_eq!(failure(&refused).as_deref(), Some("unregistered torrent"));
+    }
+}
