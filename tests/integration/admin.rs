@@ -278,16 +278,37 @@ fn a_trusted_proxy_that_names_no_client_does_not_pass_for_loopback() {
 #[test]
 fn head_on_read_endpoints_has_no_body_and_changes_nothing() {
     let tracker = Tracker::start(&[]);
+    tracker.post_json(
+        "/add_torrent_info",
+        &json!({"info_hash": hash_hex(1), "name": "before"}).to_string(),
+    );
+    let before = tracker.get("/stats").json();
+    let announce = format!(
+        "/announce?info_hash={}&peer_id={}&port=1",
+        escape(&id(2)),
+        escape(&id(3))
+    );
     for (path, content_type) in [
         ("/stats", "application/json"),
         ("/scrape?info_hash=x", "text/plain"),
         ("/scrape?format=json", "application/json"),
+        (announce.as_str(), "text/plain"),
+        ("/save_state", "application/json"),
     ] {
         let reply = tracker.request("HEAD", path, &[], b"");
         assert_eq!(reply.status, 200, "{path}");
         assert_eq!(reply.header("Content-Type"), Some(content_type), "{path}");
         assert!(reply.body.is_empty());
     }
+    assert_eq!(
+        tracker.get("/stats").json(),
+        before,
+        "no announce was counted"
+    );
+    assert!(
+        !tracker.state_path().exists(),
+        "HEAD /save_state saved nothing"
+    );
 }
 
 #[test]

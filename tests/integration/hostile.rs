@@ -61,7 +61,7 @@ fn fifty_hostile_requests_get_clear_errors_and_change_nothing() {
         ("short peer_id", get(&format!("/announce?info_hash={h}&peer_id=x&port=1")), 200, "peer_id must be 20 bytes"),
         ("overlong peer_id", get(&format!("/announce?info_hash={h}&peer_id={long_value}&port=1")), 431, "request head over"),
         ("non-UTF-8 peer_id", get(&format!("/announce?info_hash={h}&peer_id=%ff%fe%fd&port=1")), 200, "peer_id must be 20 bytes, got 3"),
-        ("port 0", get(&format!("/announce?{good}&port=0").replace("port=6881&", "")), 200, "failure reason"),
+        ("port 0", get(&format!("/announce?{good}&port=0").replace("port=6881&", "")), 200, "port must be between 1 and 65535"),
         ("port 70000", get(&format!("/announce?info_hash={h}&peer_id={p}&port=70000")), 200, "port must be between 1 and 65535"),
         ("negative port", get(&format!("/announce?info_hash={h}&peer_id={p}&port=-1")), 200, "port must be between"),
         ("port with spaces", get(&format!("/announce?info_hash={h}&peer_id={p}&port=%2080")), 200, "port must be between"),

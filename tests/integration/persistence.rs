@@ -321,3 +321,57 @@ fn timed_saves_do_not_rewrite_an_unchanged_state() {
     ));
     until_logged(&tracker, "saved 1 torrents, 1 peers", 1);
 }
+
+#[test]
+fn a_request_half_received_at_shutdown_is_finished_and_saved() {
+    use std::io::{Read, Write};
+    let mut tracker = Tracker::start(&["--save-interval", "0", "--public-metrics"]);
+    let body =
+        serde_json::json!({"info_hash": hex(&id(9)), "name": "finished in the grace"}).to_string();
+    let (first, rest) = body.split_at(10);
+    let mut slow = std::net::TcpStream::connect(tracker.addr).unwrap();
+    write!(
+        slow,
+        "POST /add_torrent_info HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    // The tracker holds the partial request once its connection gauge counts it beside ours.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = tracker.get("/metrics").text();
+        let open: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tinytracker_open_connections "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        if open >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partial request never arrived"
+        );
+    }
+    tracker.signal(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tracker.stderr().contains("shutting down") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shutdown:\n{}",
+            tracker.stderr()
+        );
+        std::thread::yield_now();
+    }
+    // Within the grace period: the rest of the body arrives and gets its answer.
+    slow.write_all(rest.as_bytes()).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(tracker.wait().success());
+    let saved = fs::read_to_string(tracker.state_path()).unwrap();
+    assert!(
+        saved.contains("finished in the grace"),
+        "the finished request was saved"
+    );
+}
