@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod ids;
 pub mod legacy;

@@ -59,7 +59,7 @@ fn export_legacy(state_file: &std::path::Path, out: &std::path::Path) -> Result<
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no state file at {}", state_file.display()))?;
     let peers: usize = loaded.torrents.iter().map(|t| t.peers.len()).sum();
-    let text = crate::legacy::to_python_json(&crate::legacy::export(&loaded.torrents));
+    let text = crate::export::to_python_json(&crate::export::export(&loaded.torrents));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
