@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
 
-use crate::access::Rules;
+use crate::api::access::Rules;
 use crate::cli::ServeArgs;
-use crate::swarm::SwarmConfig;
+use crate::store::swarm::SwarmConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -1,28 +1,34 @@
 //! tinytracker: a small private BitTorrent tracker (BEP 3, 7, 23, 48) that keeps its whole state
 //! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
+//!
+//! # Where things are
+//!
+//! The folders are layers; each uses only the ones below it (`net` → `api` → `store` →
+//! `protocol`), and `cli` drives the others from the command line.
+//!
+//! - [`protocol`]: pure wire and file formats, no I/O: announce and scrape parsing and answers,
+//!   bencode, typed 20-byte ids, `.torrent` metainfo, the Python original's text forms of hashes,
+//!   HTTP/1.1 request reading and response writing.
+//! - [`store`]: the state in memory and on disk: the sharded swarm and its peer sets, users and
+//!   passkeys, the state file (load, atomic save, lock) and the export back to the original.
+//! - [`api`]: from a request to an answer: routing, who may call what ([`api::access`]), the admin
+//!   handlers, metrics, the JSON payloads, and [`api::app::App`], the shared application.
+//! - [`net`]: the per-worker `mio` event loops that read requests and write answers.
+//! - [`cli`]: command-line flags, the operator commands, the admin client and the inputs of
+//!   `add-torrent-info`.
+//! - [`config`] (the checked configuration) and [`error`] (errors by audience) are used by all.
 
-pub mod access;
-pub mod admin;
-pub mod admin_client;
 pub mod api;
-pub mod app;
-pub mod bencode;
 pub mod cli;
 pub mod config;
-pub mod dispatch;
 pub mod error;
-pub mod export;
-pub mod http;
-pub mod ids;
-pub mod legacy;
-pub mod metainfo;
-pub mod metrics;
-pub mod operator;
-pub mod peers;
+pub mod net;
 pub mod protocol;
-pub mod register;
-pub mod routes;
-pub mod server;
-pub mod state;
-pub mod swarm;
-pub mod users;
+pub mod store;
+
+// The paths the tests, tools and fuzz targets use.
+pub use api::{access, admin, app, dispatch, metrics, routes};
+pub use cli::{admin_client, operator, register};
+pub use net::server;
+pub use protocol::{bencode, http, ids, legacy, metainfo};
+pub use store::{export, peers, state, swarm, users};

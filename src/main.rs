@@ -13,14 +13,14 @@ use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
 
-use tinytracker::app::App;
+use tinytracker::api::app::App;
+use tinytracker::cli::operator;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
-use tinytracker::operator;
-use tinytracker::server;
-use tinytracker::state;
-use tinytracker::swarm::Swarm;
-use tinytracker::users::Users;
+use tinytracker::net::server;
+use tinytracker::store::state;
+use tinytracker::store::swarm::Swarm;
+use tinytracker::store::users::Users;
 
 /// How long shutdown waits for workers to finish their requests before saving regardless.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -13,9 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use tinytracker::api::AddTorrentInfo;
-use tinytracker::ids::InfoHash;
-use tinytracker::metainfo::{self, Metainfo};
-use tinytracker::register::{collect_inputs, Input, Registrar};
+use tinytracker::cli::register::{collect_inputs, Input, Registrar};
+use tinytracker::protocol::ids::InfoHash;
+use tinytracker::protocol::metainfo::{self, Metainfo};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -296,7 +296,7 @@ fn prepare_file(
     // is what v2 clients announce; a hybrid under its v1 hash, with the v2 hash reaching it too.
     let tracked = meta
         .v1
-        .or_else(|| meta.v2.as_ref().map(tinytracker::swarm::truncated));
+        .or_else(|| meta.v2.as_ref().map(tinytracker::store::swarm::truncated));
     let payload = AddTorrentInfo {
         info_hash: tracked.map(|h| h.to_hex()).unwrap_or_default(),
         v2_info_hash: meta.v2_hex(),

@@ -8,8 +8,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::admin_client::{AdminClient, CallError};
 use crate::api::{AddTorrentInfo, AddTorrentInfoReply};
+use crate::cli::admin_client::{AdminClient, CallError};
 
 /// One thing to register, as named on the command line or found in a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use hashbrown::HashTable;
 use rand::Rng;
 
-use crate::ids::PeerId;
+use crate::protocol::ids::PeerId;
 use crate::protocol::AnnouncePeer;
-use crate::users::UserId;
+use crate::store::users::UserId;
 
 /// Swarms up to this size are searched linearly; bigger ones get a hash index.
 const INDEX_FROM: usize = 16;

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Number;
 
-use crate::ids::{InfoHash, PeerId};
-use crate::legacy;
-use crate::swarm::{canonical_ip, InfoUpdate, Peer, Pending, TorrentInfo, TorrentSnapshot};
-use crate::users::{Passkey, User, UserId};
+use crate::protocol::ids::{InfoHash, PeerId};
+use crate::protocol::legacy;
+use crate::store::swarm::{canonical_ip, InfoUpdate, Peer, Pending, TorrentInfo, TorrentSnapshot};
+use crate::store::users::{Passkey, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
 pub const VERSION: u32 = 2;

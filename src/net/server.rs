@@ -21,12 +21,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::admin::BODY_LIMIT;
-use crate::app::App;
-use crate::dispatch::{Prepared, Queue, Reply};
-use crate::http;
-use crate::metrics::Endpoint;
-use crate::swarm::canonical_ip;
+use crate::api::admin::BODY_LIMIT;
+use crate::api::app::App;
+use crate::api::dispatch::{Prepared, Queue, Reply};
+use crate::api::metrics::Endpoint;
+use crate::protocol::http;
+use crate::store::swarm::canonical_ip;
 
 /// A connection that sent nothing for this long (between requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,5 +1,9 @@
 //! Command-line flags as clap sees them. Converted once into a validated [`crate::config::Config`].
 
+pub mod admin_client;
+pub mod operator;
+pub mod register;
+
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;

@@ -115,7 +115,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
             (method == "DELETE").then(|| Route::RemoveTorrent((*hash).to_owned())),
         ),
         _ => {
-            let shown = crate::access::short(&path.escape_default().to_string());
+            let shown = crate::api::access::short(&path.escape_default().to_string());
             return Err(AdminError::NotFound(format!("not found: {shown}")));
         }
     };

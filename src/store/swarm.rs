@@ -9,10 +9,10 @@ use std::sync::{Mutex, MutexGuard};
 use rand::Rng;
 
 use crate::error::ProtocolError;
-use crate::ids::{InfoHash, PeerId};
-use crate::peers::{Entry, Key, PeerSet};
+use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
-use crate::users::{Credit, UserId};
+use crate::store::peers::{Entry, Key, PeerSet};
+use crate::store::users::{Credit, UserId};
 
 const SHARDS: usize = 32;
 

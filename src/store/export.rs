@@ -1,8 +1,8 @@
 //! The way back to the Python tracker: the swarm's torrents in the original's state file layout
 //! (`tinytracker state export --legacy`), written as its `json.dump` wrote it.
 
-use crate::legacy::werkzeug_key;
-use crate::swarm::TorrentSnapshot;
+use crate::protocol::legacy::werkzeug_key;
+use crate::store::swarm::TorrentSnapshot;
 
 /// The way back: a state in the Python original's file layout, as its `load_state` reads it.
 /// Keys and `info.info_hash` are the W-form of the hash, peer ids the W-form of their bytes, and
@@ -82,8 +82,8 @@ pub fn to_python_json(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{InfoHash, PeerId};
-    use crate::swarm::{Peer, TorrentInfo};
+    use crate::protocol::ids::{InfoHash, PeerId};
+    use crate::store::swarm::{Peer, TorrentInfo};
 
     #[test]
     fn an_export_has_the_originals_keys_fields_and_escapes() {

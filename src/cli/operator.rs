@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::admin_client::AdminClient;
+use crate::cli::admin_client::AdminClient;
 use crate::cli::{ClientArgs, Command, StateAction, TorrentAction, UserAction};
 
 /// Runs one operator command; exit 0 on success, 1 when the tracker refused or could not be reached.
@@ -55,11 +55,12 @@ fn state(action: StateAction) -> ExitCode {
 
 fn export_legacy(state_file: &std::path::Path, out: &std::path::Path) -> Result<String, String> {
     use std::io::Write;
-    let loaded = crate::state::load(state_file)
+    let loaded = crate::store::state::load(state_file)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no state file at {}", state_file.display()))?;
     let peers: usize = loaded.torrents.iter().map(|t| t.peers.len()).sum();
-    let text = crate::export::to_python_json(&crate::export::export(&loaded.torrents));
+    let text =
+        crate::store::export::to_python_json(&crate::store::export::export(&loaded.torrents));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 
+use crate::api::metrics::Metrics;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::state;
-use crate::swarm::Swarm;
-use crate::users::Users;
+use crate::store::state;
+use crate::store::swarm::Swarm;
+use crate::store::users::Users;
 
 /// How often expired peers are swept out when no save is due sooner.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);

@@ -6,16 +6,16 @@ use std::net::{IpAddr, SocketAddr};
 use log::error;
 use serde_json::{json, Value};
 
-use crate::access;
-use crate::admin;
-use crate::app::App;
+use crate::api::access;
+use crate::api::admin;
+use crate::api::app::App;
+use crate::api::metrics::{Endpoint, Gauges, Outcome};
+use crate::api::routes::{self, Route};
 use crate::error::{AdminError, ProtocolError};
-use crate::http;
-use crate::metrics::{Endpoint, Gauges, Outcome};
 use crate::protocol;
-use crate::routes::{self, Route};
-use crate::swarm::canonical_ip;
-use crate::users::UserId;
+use crate::protocol::http;
+use crate::store::swarm::canonical_ip;
+use crate::store::users::UserId;
 
 /// What a handler decided, before it is written to the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

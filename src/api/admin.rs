@@ -3,14 +3,14 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::api::app::App;
 use crate::api::AddTorrentInfoReply;
-use crate::app::App;
 use crate::error::AdminError;
-use crate::ids::InfoHash;
-use crate::legacy;
+use crate::protocol::ids::InfoHash;
+use crate::protocol::legacy;
 use crate::protocol::ScrapeCounts;
-use crate::swarm::{InfoUpdate, Swarm, TorrentInfo};
-use crate::users::{User, UserError, Users};
+use crate::store::swarm::{InfoUpdate, Swarm, TorrentInfo};
+use crate::store::users::{User, UserError, Users};
 
 /// Largest request body accepted, on any endpoint.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -82,7 +82,7 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         }
     };
     let info_hash = match (fields.get("info_hash"), &v2) {
-        (None | Some(Value::Null), Some(v2)) => crate::swarm::truncated(v2),
+        (None | Some(Value::Null), Some(v2)) => crate::store::swarm::truncated(v2),
         (None | Some(Value::Null), None) => {
             return Err(AdminError::BadRequest("missing info_hash".into()))
         }
@@ -141,7 +141,7 @@ fn parse_v2(text: &str) -> Result<[u8; 32], AdminError> {
     let bad = || {
         AdminError::BadRequest(format!(
             "v2_info_hash must be 64 hex characters, got {:?}",
-            crate::access::short(text)
+            crate::api::access::short(text)
         ))
     };
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -365,7 +365,7 @@ pub fn save_state(app: &App) -> Result<Value, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::SwarmConfig;
+    use crate::store::swarm::SwarmConfig;
 
     const NOW: u64 = 1_700_000_000;
 

@@ -4,8 +4,8 @@
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-use crate::bencode::{self, DecodeError, Value};
-use crate::ids::{hex, InfoHash};
+use crate::protocol::bencode::{self, DecodeError, Value};
+use crate::protocol::ids::{hex, InfoHash};
 use crate::protocol::percent_decode;
 
 /// What a torrent file says about itself.
@@ -209,7 +209,7 @@ pub fn parse_magnet(link: &str) -> Result<Magnet, MagnetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bencode::Writer;
+    use crate::protocol::bencode::Writer;
 
     fn single_file_info(extra: &[(&str, &str)]) -> Vec<u8> {
         let mut w = Writer::with_capacity(128);

@@ -1,12 +1,18 @@
 //! The BitTorrent side of HTTP: announce/scrape query parsing and bencoded answers.
 //! Pure: no sockets, no clock, no locks. Ids are percent-decoded straight to bytes, never through `String`.
 
+pub mod bencode;
+pub mod http;
+pub mod ids;
+pub mod legacy;
+pub mod metainfo;
+
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::bencode::Writer;
 use crate::error::ProtocolError;
-use crate::ids::{hex_pair, InfoHash, PeerId};
+use crate::protocol::bencode::Writer;
+use crate::protocol::ids::{hex_pair, InfoHash, PeerId};
 
 /// How many `info_hash` values one scrape may ask for.
 pub const MAX_SCRAPE_HASHES: usize = 100;

@@ -1,5 +1,12 @@
 //! JSON payloads of the admin API, shared by the server and `add-torrent-info` (one definition).
 
+pub mod access;
+pub mod admin;
+pub mod app;
+pub mod dispatch;
+pub mod metrics;
+pub mod routes;
+
 use serde::{Deserialize, Serialize};
 
 /// `POST /add_torrent_info` body: the Python tracker's fields. The server accepts `info_hash` as

@@ -1,0 +1,3 @@
+//! Transports: the event loops that read requests and write answers. They call `api`.
+
+pub mod server;
