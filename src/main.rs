@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     if let Some(command) = cli.command {
         return operator::run(command);
     }
-    let config = match Config::from_cli(cli.serve) {
+    let config = match tinytracker::cli::settings::config(cli.serve) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("tinytracker: {e:#}");

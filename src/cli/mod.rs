@@ -1,8 +1,9 @@
-//! Command-line flags as clap sees them. Converted once into a validated [`crate::config::Config`].
+//! Command-line flags as clap sees them. Converted once into a validated [`crate::config::Config`] by [`settings::config`].
 
 pub mod admin_client;
 pub mod operator;
 pub mod register;
+pub mod settings;
 
 use std::path::PathBuf;
 
