@@ -16,18 +16,18 @@
 //! - [`net`]: the per-worker `mio` event loops that read requests and write answers.
 //! - [`cli`]: command-line flags, the operator commands, the admin client and the inputs of
 //!   `add-torrent-info`.
-//! - [`config`] (the checked configuration) and [`error`] (errors by audience) are used by all.
+//!   The checked configuration is [`api::config::Config`]; [`cli::settings`] builds it from flags.
+//! - [`error`]: errors by audience (BitTorrent clients, admin callers), used by all.
 
 pub mod api;
 pub mod cli;
-pub mod config;
 pub mod error;
 pub mod net;
 pub mod protocol;
 pub mod store;
 
 // The paths the tests, tools and fuzz targets use.
-pub use api::{access, admin, app, dispatch, metrics, routes};
+pub use api::{access, admin, app, config, dispatch, metrics, routes};
 pub use cli::{admin_client, operator, register};
 pub use net::server;
 pub use protocol::{bencode, http, ids, legacy, metainfo};

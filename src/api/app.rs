@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 
+use crate::api::config::Config;
 use crate::api::metrics::Metrics;
-use crate::config::Config;
 use crate::store::state;
 use crate::store::swarm::Swarm;
 use crate::store::users::Users;

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod config;
 pub mod dispatch;
 pub mod metrics;
 pub mod routes;

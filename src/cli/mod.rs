@@ -1,4 +1,4 @@
-//! Command-line flags as clap sees them. Converted once into a validated [`crate::config::Config`] by [`settings::config`].
+//! Command-line flags as clap sees them. Converted once into a validated [`crate::api::config::Config`] by [`settings::config`].
 
 pub mod admin_client;
 pub mod operator;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
 
-use crate::access::Rules;
+use crate::api::access::Rules;
+use crate::api::config::Config;
 use crate::cli::ServeArgs;
-use crate::config::Config;
-use crate::swarm::SwarmConfig;
+use crate::store::swarm::SwarmConfig;
 
 /// Checks the server's flags and builds the configuration from them.
 pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
