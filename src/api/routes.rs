@@ -30,7 +30,8 @@ pub enum Route {
 }
 
 impl Route {
-    /// Admin routes: only loopback callers or holders of the admin token.
+    /// Admin routes: decided by `access::check` (the admin token, or a `--local-admin` caller
+    /// with an allowed Host, and never a request from another site's page).
     pub fn is_admin(&self) -> bool {
         !matches!(
             self,

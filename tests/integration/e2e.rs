@@ -377,7 +377,8 @@ fn to_bytes(value: &Bencode) -> Vec<u8> {
     serde_bencode::to_bytes(value).expect("bencoding")
 }
 
-/// SHA-1 of `data` in hex, computed by Python's hashlib (there is no SHA-1 crate here).
+/// SHA-1 of `data` in hex, computed by Python's hashlib: an implementation other than the `sha1`
+/// crate the tracker uses, so the two check each other.
 fn sha1_hex(dir: &Path, data: &[u8]) -> String {
     let path = dir.join("sha1-input");
     std::fs::write(&path, data).unwrap();
