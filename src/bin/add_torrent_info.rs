@@ -34,7 +34,8 @@ struct Cli {
         long,
         value_name = "URL",
         env = "TINYTRACKER_URL",
-        default_value = "http://localhost:6969"
+        default_value = "http://localhost:6969",
+        value_parser = tinytracker::cli::admin_client::parse_tracker_url
     )]
     tracker: String,
 

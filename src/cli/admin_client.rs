@@ -42,6 +42,22 @@ pub struct AdminClient {
     token: Option<String>,
 }
 
+/// `--tracker`: an http(s) URL with a host (and maybe a path prefix), checked with `url` so a typo
+/// is a usage error at once instead of a connection failure later. Returned without a trailing `/`.
+pub fn parse_tracker_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("not a URL ({e}); give e.g. http://localhost:6969"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(
+            "give an http:// or https:// URL with a host, e.g. http://localhost:6969".into(),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("give the tracker's base URL, without a query or fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 impl AdminClient {
     /// `base` is the tracker's URL (`http://host:port`), `timeout` bounds each call.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> AdminClient {
@@ -139,6 +155,27 @@ fn error_text(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracker_urls_are_checked_and_normalised() {
+        assert_eq!(
+            parse_tracker_url("http://localhost:6969/").unwrap(),
+            "http://localhost:6969"
+        );
+        assert_eq!(
+            parse_tracker_url("https://t.example.org/tracker/").unwrap(),
+            "https://t.example.org/tracker"
+        );
+        for bad in [
+            "localhost:6969",
+            "ftp://t.example.org",
+            "http://",
+            "http://h/?x=1",
+            "nonsense",
+        ] {
+            assert!(parse_tracker_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn error_text_prefers_the_json_error() {

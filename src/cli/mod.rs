@@ -132,7 +132,8 @@ pub struct ClientArgs {
         global = true,
         value_name = "URL",
         env = "TINYTRACKER_URL",
-        default_value = "http://localhost:6969"
+        default_value = "http://localhost:6969",
+        value_parser = crate::cli::admin_client::parse_tracker_url
     )]
     pub tracker: String,
 
