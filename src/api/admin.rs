@@ -138,26 +138,17 @@ fn info_update(
 
 /// A SHA-256 info hash: 64 hex characters.
 fn parse_v2(text: &str) -> Result<[u8; 32], AdminError> {
-    let bad = || {
+    crate::protocol::ids::from_hex(text).ok_or_else(|| {
         AdminError::BadRequest(format!(
             "v2_info_hash must be 64 hex characters, got {:?}",
             crate::api::access::short(text)
         ))
-    };
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut raw = [0u8; 32];
-    for (i, byte) in raw.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(raw)
+    })
 }
 
 fn v2_hex(info: &TorrentInfo) -> Value {
-    info.v2.map_or(Value::Null, |v2| {
-        json!(v2.iter().map(|b| format!("{b:02x}")).collect::<String>())
-    })
+    info.v2
+        .map_or(Value::Null, |v2| json!(crate::protocol::ids::hex(&v2)))
 }
 
 /// 40 hex characters, 32 base32 characters (magnet links), or the legacy client's escaped form.

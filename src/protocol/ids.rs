@@ -153,15 +153,20 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_hex(text: &str) -> Result<[u8; 20], IdError> {
+    from_hex(text).ok_or(IdError::Hex)
+}
+
+/// `N` bytes from exactly `2 × N` hex digits, either case (a 20-byte id, a 32-byte SHA-256).
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let bytes = text.as_bytes();
-    if bytes.len() != 40 {
-        return Err(IdError::Hex);
+    if bytes.len() != 2 * N {
+        return None;
     }
-    let mut out = [0u8; 20];
+    let mut out = [0u8; N];
     for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *slot = hex_pair(pair[0], pair[1]).ok_or(IdError::Hex)?;
+        *slot = hex_pair(pair[0], pair[1])?;
     }
-    Ok(out)
+    Some(out)
 }
 
 /// The byte two hex digits spell, either case.

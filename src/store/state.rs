@@ -48,41 +48,16 @@ pub struct PendingEntry {
     pub candidates: Vec<String>,
     /// Unix seconds of the registration.
     pub since: u64,
-    pub info: PendingInfo,
-}
-
-/// The fields a pending registration will set (absent: left as they are).
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PendingInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub piece_length: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creation_date: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
+    /// The fields it will set (absent: left as they are).
+    pub info: InfoUpdate,
 }
 
 impl PendingEntry {
     pub fn from_pending(p: &Pending) -> PendingEntry {
-        let u = &p.update;
         PendingEntry {
             candidates: p.candidates.iter().map(InfoHash::to_hex).collect(),
             since: p.since_unix,
-            info: PendingInfo {
-                name: u.name.clone(),
-                size: u.size,
-                piece_length: u.piece_length,
-                creation_date: u.creation_date,
-                comment: u.comment.clone(),
-                created_by: u.created_by.clone(),
-            },
+            info: p.update.clone(),
         }
     }
 
@@ -95,19 +70,10 @@ impl PendingEntry {
                     .map_err(|_| format!("pending registration: {h:?} is not 40 hex"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let i = &self.info;
         Ok(Pending {
             candidates,
             since_unix: self.since,
-            update: InfoUpdate {
-                name: i.name.clone(),
-                size: i.size,
-                piece_length: i.piece_length,
-                creation_date: i.creation_date,
-                comment: i.comment.clone(),
-                created_by: i.created_by.clone(),
-                v2: None,
-            },
+            update: self.info.clone(),
         })
     }
 }
@@ -424,7 +390,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         } = entry.info;
         let v2 = match v2_info_hash {
             None => None,
-            Some(text) => Some(parse_sha256(&text).ok_or_else(|| {
+            Some(text) => Some(crate::protocol::ids::from_hex::<32>(&text).ok_or_else(|| {
                 format!("torrent {info_hash}: v2_info_hash {text:?} is not 64 hex characters")
             })?),
         };
@@ -539,11 +505,11 @@ pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<
             out.write_all(b", \"created_by\": ")?;
             serde_json::to_writer(&mut *out, &info.created_by)?;
             if let Some(v2) = &info.v2 {
-                out.write_all(b", \"v2_info_hash\": \"")?;
-                for b in v2 {
-                    write!(out, "{b:02x}")?;
-                }
-                out.write_all(b"\"")?;
+                write!(
+                    out,
+                    ", \"v2_info_hash\": \"{}\"",
+                    crate::protocol::ids::hex(v2)
+                )?;
             }
             out.write_all(b"},\n      \"peers_info\": [")?;
             let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
@@ -815,17 +781,6 @@ pub fn keep_legacy_copy(path: &Path) -> io::Result<PathBuf> {
     File::open(&candidate)?.sync_all()?;
     sync_dir(&parent_dir(path))?;
     Ok(candidate)
-}
-
-fn parse_sha256(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut raw = [0u8; 32];
-    for (i, byte) in raw.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(raw)
 }
 
 fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -71,15 +71,24 @@ pub fn truncated(v2: &[u8; 32]) -> InfoHash {
     InfoHash(raw)
 }
 
-/// Fields to change on a torrent; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Fields to change on a torrent; `None` leaves a field as it is. Kept as it is in the state file
+/// for a pending registration (whose v2 hash is never known: only the legacy client makes one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InfoUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub piece_length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[serde(skip)]
     pub v2: Option<[u8; 32]>,
 }
 
@@ -277,7 +286,8 @@ impl Swarm {
         now_unix: u64,
     ) -> (InfoHash, MutexGuard<'_, Shard>) {
         let (found, shard) = self.resolve(hash);
-        if shard.contains_key(&found) || self.pending_count.load(Ordering::Relaxed) == 0 {
+        // Nothing pending (almost always): no lookup here.
+        if self.pending_count.load(Ordering::Relaxed) == 0 || shard.contains_key(&found) {
             return (found, shard);
         }
         drop(shard);
@@ -323,7 +333,8 @@ impl Swarm {
     /// hash of the hybrid torrent whose truncated v2 hash it is.
     fn resolve(&self, hash: &InfoHash) -> (InfoHash, MutexGuard<'_, Shard>) {
         let shard = self.shard(hash);
-        if shard.contains_key(hash) {
+        // A shard without aliases (no hybrid torrent hashes there) needs no lookup here.
+        if shard.aliases.is_empty() || shard.contains_key(hash) {
             return (*hash, shard);
         }
         match shard.aliases.get(hash).copied() {

@@ -88,11 +88,17 @@ fn private_download_of(tracker: &Tracker, announce_url: &str, kind: &str) -> ser
     stats[hex(&info_hash)].clone()
 }
 
-#[test]
-fn a_pure_v2_torrent_downloads_through_a_private_tracker() {
+/// A `--private` tracker with one user, and that user's passkey.
+fn private_tracker_with_a_user() -> (Tracker, String) {
     let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
     let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
-    let passkey = user["passkey"].as_str().expect("passkey");
+    let passkey = user["passkey"].as_str().expect("passkey").to_owned();
+    (tracker, passkey)
+}
+
+#[test]
+fn a_pure_v2_torrent_downloads_through_a_private_tracker() {
+    let (tracker, passkey) = private_tracker_with_a_user();
     let announce_url = format!("http://{}/announce?passkey={passkey}", tracker.addr);
     let entry = private_download_of(&tracker, &announce_url, "v2");
     let v2 = entry["v2_info_hash"]
@@ -103,9 +109,7 @@ fn a_pure_v2_torrent_downloads_through_a_private_tracker() {
 
 #[test]
 fn a_hybrid_torrent_is_one_swarm_under_both_hashes_through_a_private_tracker() {
-    let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
-    let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
-    let passkey = user["passkey"].as_str().expect("passkey");
+    let (tracker, passkey) = private_tracker_with_a_user();
     let announce_url = format!("http://{}/announce?passkey={passkey}", tracker.addr);
     let entry = private_download_of(&tracker, &announce_url, "hybrid");
     let v2 = entry["v2_info_hash"]
