@@ -31,4 +31,4 @@ pub use api::{access, admin, app, config, dispatch, metrics, routes};
 pub use cli::{admin_client, operator, register};
 pub use net::server;
 pub use protocol::{bencode, http, ids, legacy, metainfo};
-pub use store::{export, peers, state, swarm, users};
+pub use store::{export, info, peers, state, swarm, users};

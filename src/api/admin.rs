@@ -9,7 +9,8 @@ use crate::error::AdminError;
 use crate::protocol::ids::InfoHash;
 use crate::protocol::legacy;
 use crate::protocol::ScrapeCounts;
-use crate::store::swarm::{InfoUpdate, Swarm, TorrentInfo};
+use crate::store::info::{truncated, InfoUpdate, TorrentInfo};
+use crate::store::swarm::Swarm;
 use crate::store::users::{User, UserError, Users};
 
 /// Largest request body accepted, on any endpoint.
@@ -82,7 +83,7 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
         }
     };
     let info_hash = match (fields.get("info_hash"), &v2) {
-        (None | Some(Value::Null), Some(v2)) => crate::store::swarm::truncated(v2),
+        (None | Some(Value::Null), Some(v2)) => truncated(v2),
         (None | Some(Value::Null), None) => {
             return Err(AdminError::BadRequest("missing info_hash".into()))
         }

@@ -16,6 +16,7 @@ use tinytracker::api::AddTorrentInfo;
 use tinytracker::cli::register::{collect_inputs, Input, Registrar};
 use tinytracker::protocol::ids::InfoHash;
 use tinytracker::protocol::metainfo::{self, Metainfo};
+use tinytracker::store::info::InfoUpdate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -215,8 +216,10 @@ fn process(
                 .map(|m| {
                     let payload = AddTorrentInfo {
                         info_hash: m.info_hash.to_hex(),
-                        name: m.name,
-                        ..AddTorrentInfo::default()
+                        info: InfoUpdate {
+                            name: m.name,
+                            ..InfoUpdate::default()
+                        },
                     };
                     (Some(m.info_hash), None, payload)
                 })
@@ -297,18 +300,20 @@ fn prepare_file(
     // is what v2 clients announce; a hybrid under its v1 hash, with the v2 hash reaching it too.
     let tracked = meta
         .v1
-        .or_else(|| meta.v2.as_ref().map(tinytracker::store::swarm::truncated));
+        .or_else(|| meta.v2.as_ref().map(tinytracker::store::info::truncated));
     let payload = AddTorrentInfo {
         info_hash: tracked.map(|h| h.to_hex()).unwrap_or_default(),
-        v2_info_hash: meta.v2_hex(),
-        name: Some(meta.name.clone()),
-        size: Some(meta.size),
-        piece_length: Some(meta.piece_length),
-        // Absent in the file: left out, so what the tracker already has stays.
-        comment: meta.comment.clone(),
-        created_by: meta.created_by.clone(),
-        // The file's own date; like the Python client, "now" only when the file has none.
-        creation_date: Some(meta.creation_date.unwrap_or(now)),
+        info: InfoUpdate {
+            name: Some(meta.name.clone()),
+            size: Some(meta.size),
+            piece_length: Some(meta.piece_length),
+            // Absent in the file: left out, so what the tracker already has stays.
+            comment: meta.comment.clone(),
+            created_by: meta.created_by.clone(),
+            // The file's own date; like the Python client, "now" only when the file has none.
+            creation_date: Some(meta.creation_date.unwrap_or(now)),
+            v2: meta.v2,
+        },
     };
     Ok((tracked, Some(meta), payload))
 }

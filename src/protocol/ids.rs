@@ -105,15 +105,7 @@ impl PeerId {
     /// Readable, lossless text: printable ASCII except `%` as itself, every other byte `%XX`.
     /// `-qB5030-h*YWj1hK4p9Q` stays as it is; binary ids stay unambiguous.
     pub fn to_text(&self) -> String {
-        let mut text = String::with_capacity(20);
-        for &b in &self.0 {
-            if (0x20..0x7f).contains(&b) && b != b'%' {
-                text.push(b as char);
-            } else {
-                text.push_str(&format!("%{b:02X}"));
-            }
-        }
-        text
+        self.to_string()
     }
 
     /// Inverse of [`PeerId::to_text`].
@@ -135,9 +127,31 @@ impl PeerId {
     }
 }
 
+/// [`PeerId::to_text`].
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
+        let mut rest = &self.0[..];
+        while !rest.is_empty() {
+            let plain = rest
+                .iter()
+                .position(|&b| !(0x20..0x7f).contains(&b) || b == b'%')
+                .unwrap_or(rest.len());
+            // Printable ASCII is UTF-8 as it is.
+            f.write_str(std::str::from_utf8(&rest[..plain]).map_err(|_| fmt::Error)?)?;
+            if let Some(&b) = rest.get(plain) {
+                const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+                let escaped = [
+                    b'%',
+                    DIGITS[usize::from(b >> 4)],
+                    DIGITS[usize::from(b & 15)],
+                ];
+                f.write_str(std::str::from_utf8(&escaped).map_err(|_| fmt::Error)?)?;
+                rest = &rest[plain + 1..];
+            } else {
+                rest = &[];
+            }
+        }
+        Ok(())
     }
 }
 

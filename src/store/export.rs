@@ -83,7 +83,8 @@ pub fn to_python_json(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::protocol::ids::{InfoHash, PeerId};
-    use crate::store::swarm::{Peer, TorrentInfo};
+    use crate::store::info::TorrentInfo;
+    use crate::store::swarm::Peer;
 
     #[test]
     fn an_export_has_the_originals_keys_fields_and_escapes() {

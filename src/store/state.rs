@@ -1,6 +1,7 @@
 //! The single JSON state file: its serde layout (the Python original's, plus `version` and
 //! `completions`), loading current and legacy files, and the atomic save. No locks are taken here.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
@@ -14,22 +15,25 @@ use serde_json::Number;
 
 use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::legacy;
-use crate::store::swarm::{canonical_ip, InfoUpdate, Peer, Pending, TorrentInfo, TorrentSnapshot};
+use crate::store::info::{InfoUpdate, TorrentInfo};
+use crate::store::swarm::{canonical_ip, Peer, Pending, TorrentSnapshot};
 use crate::store::users::{Passkey, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
 pub const VERSION: u32 = 2;
 
+/// The file, both ways: read as it is, written by [`write_state`] with `T` a [`TorrentStream`] (the
+/// torrents a shard at a time, never the whole swarm in memory).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StateFile {
+pub struct StateFile<T = TorrentMap> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
     /// Unix seconds of the save that wrote the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<u64>,
     #[serde(default)]
-    pub torrents: TorrentMap,
+    pub torrents: T,
     /// Private-tracker users by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, UserEntry>,
@@ -82,7 +86,7 @@ impl PendingEntry {
 /// the last entry is kept, as JSON readers do, and the load warns about it.
 #[derive(Debug, Default)]
 pub struct TorrentMap {
-    pub entries: BTreeMap<String, TorrentEntry>,
+    pub entries: BTreeMap<String, TorrentEntry<'static>>,
     pub duplicates: Vec<String>,
 }
 
@@ -105,7 +109,7 @@ impl<'de> Deserialize<'de> for TorrentMap {
                 mut map: A,
             ) -> Result<TorrentMap, A::Error> {
                 let mut out = TorrentMap::default();
-                while let Some((key, entry)) = map.next_entry::<String, TorrentEntry>()? {
+                while let Some((key, entry)) = map.next_entry::<String, TorrentEntry<'static>>()? {
                     if out.entries.insert(key.clone(), entry).is_some() {
                         out.duplicates.push(key);
                     }
@@ -136,16 +140,30 @@ pub struct UserEntry {
     pub disabled: bool,
 }
 
+impl UserEntry {
+    fn of(u: &User) -> UserEntry {
+        UserEntry {
+            passkey: u.passkey.to_string(),
+            created: u.created_unix,
+            last_seen: u.last_seen_unix,
+            uploaded: u.uploaded,
+            downloaded: u.downloaded,
+            completed: u.completed,
+            disabled: u.disabled,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TorrentEntry {
+pub struct TorrentEntry<'a> {
     #[serde(default)]
-    pub info: InfoEntry,
+    pub info: InfoObject,
     #[serde(default)]
-    pub peers_info: Vec<PeerEntry>,
+    pub peers_info: Vec<PeerEntry<'a>>,
     /// Written for people and scripts; ignored on load.
-    #[serde(default)]
-    pub stats: serde_json::Value,
+    #[serde(default, deserialize_with = "ignored")]
+    pub stats: PeerStats,
     /// Number of `event=completed` seen (BEP 48 `downloaded`).
     #[serde(default)]
     pub completions: u64,
@@ -154,36 +172,79 @@ pub struct TorrentEntry {
     pub registered: bool,
 }
 
-/// Torrent metadata. The original stored whatever JSON types `/add_torrent_info` was given,
-/// so loading is lenient: a value of the wrong type becomes the field's empty value.
+/// A torrent's `info`: its metadata, after the key again (as the original wrote it).
 #[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfoEntry {
-    #[serde(default)]
-    pub info_hash: serde_json::Value,
-    #[serde(default, deserialize_with = "lenient_text")]
-    pub name: String,
-    #[serde(default, deserialize_with = "lenient_count")]
-    pub size: u64,
-    #[serde(default, deserialize_with = "lenient_count")]
-    pub piece_length: u64,
-    #[serde(default, deserialize_with = "lenient_seconds")]
-    pub creation_date: i64,
-    #[serde(default, deserialize_with = "lenient_text")]
-    pub comment: String,
-    #[serde(default, deserialize_with = "lenient_text")]
-    pub created_by: String,
-    /// BEP 52 SHA-256 info hash of a v2 or hybrid torrent, 64 hex (this tracker's files only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v2_info_hash: Option<String>,
+pub struct InfoObject {
+    /// The torrent's key, repeated for readers of the file; ignored on load.
+    #[serde(default, deserialize_with = "ignored")]
+    pub info_hash: String,
+    #[serde(flatten)]
+    pub info: TorrentInfo,
+}
+
+/// A torrent's `stats`: counts and byte sums over the peers in the file (as the original wrote).
+#[derive(Debug, Default, Serialize)]
+pub struct PeerStats {
+    pub complete: usize,
+    pub incomplete: usize,
+    pub downloaded: u128,
+    pub uploaded: u128,
+    pub peers: usize,
+    pub completed: u64,
+}
+
+impl<'a> TorrentEntry<'a> {
+    /// The entry of `t`; peers name their user (`names`: by user id).
+    fn of(t: TorrentSnapshot, names: &HashMap<UserId, &'a str>) -> TorrentEntry<'a> {
+        let mut stats = PeerStats {
+            peers: t.peers.len(),
+            completed: t.completions,
+            ..PeerStats::default()
+        };
+        let peers_info = t
+            .peers
+            .iter()
+            .map(|p| {
+                if p.is_seeder() {
+                    stats.complete += 1;
+                } else {
+                    stats.incomplete += 1;
+                }
+                stats.uploaded += u128::from(p.uploaded);
+                stats.downloaded += u128::from(p.downloaded);
+                PeerEntry {
+                    peer_id: Shown::Value(p.peer_id),
+                    ip: Shown::Value(p.addr.ip()),
+                    port: p.addr.port().into(),
+                    last_seen: p.last_seen_unix.into(),
+                    uploaded: p.uploaded.into(),
+                    downloaded: p.downloaded.into(),
+                    left: p.left.into(),
+                    is_seeder: p.is_seeder(),
+                    completed: p.completed,
+                    user: names.get(&p.user).map(|n| Shown::Value(*n)),
+                }
+            })
+            .collect();
+        TorrentEntry {
+            info: InfoObject {
+                info_hash: t.info_hash.to_hex(),
+                info: t.info,
+            },
+            peers_info,
+            stats,
+            completions: t.completions,
+            registered: t.registered,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PeerEntry {
+pub struct PeerEntry<'a> {
     /// Current files: [`PeerId::to_text`]. Legacy files: the original's Werkzeug form.
-    pub peer_id: String,
-    pub ip: String,
+    pub peer_id: Shown<PeerId>,
+    pub ip: Shown<IpAddr>,
     pub port: Number,
     /// Unix seconds (the original wrote fractions).
     pub last_seen: Number,
@@ -197,7 +258,38 @@ pub struct PeerEntry {
     pub completed: bool,
     /// Name of the user whose passkey the peer announced with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Shown<&'a str>>,
+}
+
+/// Text in the file: written straight from a value (no string made first), kept as read.
+#[derive(Debug)]
+pub enum Shown<T> {
+    Value(T),
+    Read(String),
+}
+
+impl<T: fmt::Display> Shown<T> {
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Shown::Value(v) => v.to_string().into(),
+            Shown::Read(text) => text.as_str().into(),
+        }
+    }
+}
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Shown::Value(v) => s.collect_str(v),
+            Shown::Read(text) => s.serialize_str(text),
+        }
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Shown<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Shown::Read)
+    }
 }
 
 /// What a load produced, and what it had to leave out (each line names the key and why).
@@ -359,14 +451,16 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
                     peer.user = entry_peer
                         .user
                         .as_ref()
-                        .and_then(|n| user_ids.get(n))
+                        .and_then(|n| user_ids.get(&*n.text()))
                         .copied()
                         .unwrap_or(0);
                     peers.push(peer);
                 }
                 Err(why) => loaded.skipped.push(format!(
                     "torrent {info_hash}: peer {:?} {}:{}: {why}",
-                    entry_peer.peer_id, entry_peer.ip, entry_peer.port
+                    entry_peer.peer_id.text(),
+                    entry_peer.ip.text(),
+                    entry_peer.port
                 )),
             }
         }
@@ -378,40 +472,16 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         });
         peers.dedup_by(|later, first| (later.addr, later.user) == (first.addr, first.user));
         loaded.peers += peers.len();
-        let InfoEntry {
-            name,
-            size,
-            piece_length,
-            creation_date,
-            comment,
-            created_by,
-            v2_info_hash,
-            ..
-        } = entry.info;
-        let v2 = match v2_info_hash {
-            None => None,
-            Some(text) => Some(crate::protocol::ids::from_hex::<32>(&text).ok_or_else(|| {
-                format!("torrent {info_hash}: v2_info_hash {text:?} is not 64 hex characters")
-            })?),
-        };
         // The original registered nothing; a torrent it had metadata for was added by its operator.
         let registered = if legacy {
-            !name.is_empty()
+            !entry.info.info.name.is_empty()
         } else {
             entry.registered
         };
         loaded.torrents.push(TorrentSnapshot {
             info_hash,
             registered,
-            info: TorrentInfo {
-                name,
-                size,
-                piece_length,
-                creation_date,
-                comment,
-                created_by,
-                v2,
-            },
+            info: entry.info.info,
             completions: entry.completions,
             peers,
         });
@@ -422,12 +492,12 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
 fn peer_from_entry(entry: &PeerEntry, legacy: bool) -> Result<Peer, &'static str> {
     let peer_id = if legacy {
         // A peer id only labels the peer (its address identifies it); of several readings take the first.
-        let candidates = legacy::werkzeug_candidates(&entry.peer_id);
+        let candidates = legacy::werkzeug_candidates(&entry.peer_id.text());
         PeerId(*candidates.first().ok_or("peer id is not 20 bytes")?)
     } else {
-        PeerId::from_text(&entry.peer_id).map_err(|_| "peer id is not 20 bytes")?
+        PeerId::from_text(&entry.peer_id.text()).map_err(|_| "peer id is not 20 bytes")?
     };
-    let ip: IpAddr = entry.ip.parse().map_err(|_| "not an IP address")?;
+    let ip: IpAddr = entry.ip.text().parse().map_err(|_| "not an IP address")?;
     let port = whole(&entry.port)
         .filter(|p| (1..=65535).contains(p))
         .ok_or("port out of range")?;
@@ -468,138 +538,159 @@ pub struct Contents<'a> {
     pub saved_at_unix: u64,
 }
 
-/// Writes the state file: the original's layout with 40-hex keys (sorted within each batch),
-/// readable peer ids, one peer per line. Streamed straight to `out` (no document is built in memory
-/// first), and read back by [`StateFile`]. Returns how many torrents and peers it wrote.
+/// Writes the state file as [`StateFile`] with the torrents streamed a batch at a time (40-hex keys
+/// sorted within each batch), laid out by [`Layout`]: one peer per line. Returns how many
+/// torrents and peers it wrote.
 pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<(usize, usize)> {
     let names: HashMap<UserId, &str> = contents
         .users
         .iter()
         .map(|u| (u.id, u.name.as_str()))
         .collect();
-    write!(
-        out,
-        "{{\n  \"version\": {VERSION},\n  \"saved_at\": {},\n  \"torrents\": {{",
-        contents.saved_at_unix
-    )?;
-    let (mut n, mut peers_written) = (0usize, 0usize);
-    while let Some(mut batch) = (contents.torrents)() {
-        batch.sort_by_key(|t| t.info_hash);
-        for t in &batch {
-            n += 1;
-            peers_written += t.peers.len();
-            let hex = t.info_hash.to_hex();
-            let info = &t.info;
-            out.write_all(if n == 1 { b"\n" } else { b",\n" })?;
-            write!(
-                out,
-                "    \"{hex}\": {{\n      \"info\": {{\"info_hash\": \"{hex}\", \"name\": "
-            )?;
-            serde_json::to_writer(&mut *out, &info.name)?;
-            write!(
-                out,
-                ", \"size\": {}, \"piece_length\": {}, \"creation_date\": {}, \"comment\": ",
-                info.size, info.piece_length, info.creation_date
-            )?;
-            serde_json::to_writer(&mut *out, &info.comment)?;
-            out.write_all(b", \"created_by\": ")?;
-            serde_json::to_writer(&mut *out, &info.created_by)?;
-            if let Some(v2) = &info.v2 {
-                write!(
-                    out,
-                    ", \"v2_info_hash\": \"{}\"",
-                    crate::protocol::ids::hex(v2)
-                )?;
+    let file = StateFile {
+        version: Some(VERSION),
+        saved_at: Some(contents.saved_at_unix),
+        torrents: TorrentStream {
+            batches: RefCell::new(&mut *contents.torrents),
+            names: &names,
+            written: Cell::new((0, 0)),
+        },
+        users: contents
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), UserEntry::of(u)))
+            .collect(),
+        revoked_passkeys: contents
+            .revoked
+            .iter()
+            .map(|(key, name)| (key.to_string(), name.clone()))
+            .collect(),
+        pending_registrations: contents
+            .pending
+            .iter()
+            .map(PendingEntry::from_pending)
+            .collect(),
+    };
+    let mut json = serde_json::Serializer::with_formatter(&mut *out, Layout::default());
+    file.serialize(&mut json)?;
+    out.write_all(b"\n")?;
+    Ok(file.torrents.written.get())
+}
+
+/// The torrents of a save, serialized as the `torrents` object while they are taken a batch at a
+/// time from [`Contents::torrents`].
+pub struct TorrentStream<'a, 'b> {
+    batches: RefCell<&'b mut dyn FnMut() -> Option<Vec<TorrentSnapshot>>>,
+    names: &'b HashMap<UserId, &'a str>,
+    /// Torrents and peers written so far.
+    written: Cell<(usize, usize)>,
+}
+
+impl Serialize for TorrentStream<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        let mut next = self.batches.borrow_mut();
+        while let Some(mut batch) = next() {
+            batch.sort_by_key(|t| t.info_hash);
+            for t in batch {
+                let (torrents, peers) = self.written.get();
+                self.written.set((torrents + 1, peers + t.peers.len()));
+                map.serialize_entry(&t.info_hash.to_hex(), &TorrentEntry::of(t, self.names))?;
             }
-            out.write_all(b"},\n      \"peers_info\": [")?;
-            let (mut seeders, mut uploaded, mut downloaded) = (0usize, 0u128, 0u128);
-            for (i, p) in t.peers.iter().enumerate() {
-                out.write_all(if i == 0 {
-                    b"\n        "
-                } else {
-                    b",\n        "
-                })?;
-                out.write_all(b"{\"peer_id\": ")?;
-                serde_json::to_writer(&mut *out, &p.peer_id.to_text())?;
-                write!(
-                out,
-                ", \"ip\": \"{}\", \"port\": {}, \"last_seen\": {}, \"uploaded\": {}, \"downloaded\": {}, \"left\": {}, \"is_seeder\": {}",
-                p.addr.ip(),
-                p.addr.port(),
-                p.last_seen_unix,
-                p.uploaded,
-                p.downloaded,
-                p.left,
-                p.is_seeder()
-            )?;
-                if p.completed {
-                    out.write_all(b", \"completed\": true")?;
-                }
-                if let Some(name) = names.get(&p.user) {
-                    out.write_all(b", \"user\": ")?;
-                    serde_json::to_writer(&mut *out, name)?;
-                }
-                out.write_all(b"}")?;
-                seeders += usize::from(p.is_seeder());
-                uploaded += u128::from(p.uploaded);
-                downloaded += u128::from(p.downloaded);
-            }
-            if !t.peers.is_empty() {
-                out.write_all(b"\n      ")?;
-            }
-            write!(
-            out,
-            "],\n      \"stats\": {{\"complete\": {seeders}, \"incomplete\": {}, \"downloaded\": {downloaded}, \"uploaded\": {uploaded}, \"peers\": {}, \"completed\": {}}},\n      \"completions\": {},\n      \"registered\": {}\n    }}",
-            t.peers.len() - seeders,
-            t.peers.len(),
-            t.completions,
-            t.completions,
-            t.registered
-        )?;
+        }
+        map.end()
+    }
+}
+
+/// The file's layout: objects and arrays down to a torrent's entry get a line per member (and
+/// so does a torrent's peer list); anything deeper is one line, so a peer is one line of the file.
+#[derive(Default)]
+pub struct Layout {
+    depth: usize,
+    /// Bit `d` set: the container open at depth `d` has a line per member.
+    expanded: u64,
+    has_value: bool,
+}
+
+impl Layout {
+    fn open(
+        &mut self,
+        out: &mut (impl Write + ?Sized),
+        bracket: &[u8],
+        array: bool,
+    ) -> io::Result<()> {
+        self.depth += 1;
+        let expand = self.depth <= 3 || (array && self.depth == 4);
+        self.expanded = (self.expanded & !(1 << self.depth)) | (u64::from(expand) << self.depth);
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close(&mut self, out: &mut (impl Write + ?Sized), bracket: &[u8]) -> io::Result<()> {
+        if self.is_expanded() && self.has_value {
+            self.newline(out, self.depth - 1)?;
+        }
+        self.depth -= 1;
+        out.write_all(bracket)
+    }
+
+    fn is_expanded(&self) -> bool {
+        self.depth < 64 && self.expanded & (1 << self.depth) != 0
+    }
+
+    fn member(&mut self, out: &mut (impl Write + ?Sized), first: bool) -> io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        if self.is_expanded() {
+            self.newline(out, self.depth)
+        } else if first {
+            Ok(())
+        } else {
+            out.write_all(b" ")
         }
     }
-    out.write_all(if n == 0 { b"}" } else { b"\n  }" })?;
-    if !contents.users.is_empty() {
-        out.write_all(b",\n  \"users\": {")?;
-        for (n, u) in contents.users.iter().enumerate() {
-            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
-            serde_json::to_writer(&mut *out, &u.name)?;
-            write!(
-                out,
-                ": {{\"passkey\": \"{}\", \"created\": {}, \"last_seen\": ",
-                u.passkey, u.created_unix
-            )?;
-            match u.last_seen_unix {
-                Some(t) => write!(out, "{t}")?,
-                None => out.write_all(b"null")?,
-            }
-            write!(
-                out,
-                ", \"uploaded\": {}, \"downloaded\": {}, \"completed\": {}, \"disabled\": {}}}",
-                u.uploaded, u.downloaded, u.completed, u.disabled
-            )?;
+
+    fn newline(&self, out: &mut (impl Write + ?Sized), depth: usize) -> io::Result<()> {
+        out.write_all(b"\n")?;
+        for _ in 0..depth {
+            out.write_all(b"  ")?;
         }
-        out.write_all(b"\n  }")?;
+        Ok(())
     }
-    if !contents.revoked.is_empty() {
-        out.write_all(b",\n  \"revoked_passkeys\": {")?;
-        for (n, (key, name)) in contents.revoked.iter().enumerate() {
-            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
-            write!(out, "\"{key}\": ")?;
-            serde_json::to_writer(&mut *out, name)?;
-        }
-        out.write_all(b"\n  }")?;
+}
+
+impl serde_json::ser::Formatter for Layout {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"[", true)
     }
-    if !contents.pending.is_empty() {
-        out.write_all(b",\n  \"pending_registrations\": [")?;
-        for (n, pending) in contents.pending.iter().enumerate() {
-            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
-            serde_json::to_writer(&mut *out, &PendingEntry::from_pending(pending))?;
-        }
-        out.write_all(b"\n  ]")?;
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"]")
     }
-    out.write_all(b"\n}\n")?;
-    Ok((n, peers_written))
+    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.member(out, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.open(out, b"{", false)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.close(out, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.member(out, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        out.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// Writes `file` to `path` atomically: a temp file in the same directory (with the old file's
@@ -783,30 +874,10 @@ pub fn keep_legacy_copy(path: &Path) -> io::Result<PathBuf> {
     Ok(candidate)
 }
 
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    })
-}
-
-fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => whole(&n).unwrap_or(0),
-        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    })
-}
-
-fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .unwrap_or(0),
-        _ => 0,
-    })
+/// Reads and drops any value (the `stats` a file carries for its readers).
+fn ignored<'de, D: Deserializer<'de>, T: Default>(d: D) -> Result<T, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(T::default())
 }
 
 #[cfg(test)]
@@ -954,6 +1025,50 @@ mod tests {
         assert_eq!(back.torrents, vec![torrent]);
         assert_eq!(back.users, vec![alice]);
         assert_eq!(back.revoked, revoked);
+    }
+
+    #[test]
+    fn the_file_has_a_line_per_peer() {
+        let peer = |port| {
+            Peer::new(
+                SocketAddr::from(([10, 0, 0, 1], port)),
+                PeerId([b'p'; 20]),
+                5,
+                9,
+            )
+        };
+        let torrent = TorrentSnapshot {
+            info_hash: InfoHash([0xab; 20]),
+            registered: true,
+            info: TorrentInfo {
+                name: "n".into(),
+                ..TorrentInfo::default()
+            },
+            completions: 1,
+            peers: vec![peer(1), peer(2)],
+        };
+        let text = written(&[torrent], &[], &[]);
+        let hex = "ab".repeat(20);
+        let expected = format!(
+            r#"{{
+  "version": 2,
+  "saved_at": 5,
+  "torrents": {{
+    "{hex}": {{
+      "info": {{"info_hash": "{hex}", "name": "n", "size": 0, "piece_length": 0, "creation_date": 0, "comment": "", "created_by": ""}},
+      "peers_info": [
+        {{"peer_id": "pppppppppppppppppppp", "ip": "10.0.0.1", "port": 1, "last_seen": 9, "uploaded": 0, "downloaded": 0, "left": 5, "is_seeder": false}},
+        {{"peer_id": "pppppppppppppppppppp", "ip": "10.0.0.1", "port": 2, "last_seen": 9, "uploaded": 0, "downloaded": 0, "left": 5, "is_seeder": false}}
+      ],
+      "stats": {{"complete": 0, "incomplete": 2, "downloaded": 0, "uploaded": 0, "peers": 2, "completed": 1}},
+      "completions": 1,
+      "registered": true
+    }}
+  }}
+}}
+"#
+        );
+        assert_eq!(text, expected);
     }
 
     #[test]

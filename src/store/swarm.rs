@@ -11,6 +11,8 @@ use rand::Rng;
 use crate::error::ProtocolError;
 use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
+use crate::store::info::truncated;
+use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::peers::{Entry, Key, PeerSet};
 use crate::store::users::{Credit, UserId};
 
@@ -47,49 +49,6 @@ impl Default for SwarmConfig {
             max_peers_per_ip: 16,
         }
     }
-}
-
-/// What the operator knows about a torrent (from `/add_torrent_info` or the state file).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TorrentInfo {
-    pub name: String,
-    pub size: u64,
-    pub piece_length: u64,
-    /// Unix seconds: the torrent's own creation date, or when the tracker first saw it.
-    pub creation_date: i64,
-    pub comment: String,
-    pub created_by: String,
-    /// The BEP 52 SHA-256 info hash of a v2 or hybrid torrent. Clients announce it truncated to
-    /// 20 bytes; that hash reaches this torrent too (for a pure v2 torrent it is the torrent's own).
-    pub v2: Option<[u8; 32]>,
-}
-
-/// The 20 bytes a v2 client announces for a SHA-256 info hash (BEP 52).
-pub fn truncated(v2: &[u8; 32]) -> InfoHash {
-    let mut raw = [0u8; 20];
-    raw.copy_from_slice(&v2[..20]);
-    InfoHash(raw)
-}
-
-/// Fields to change on a torrent; `None` leaves a field as it is. Kept as it is in the state file
-/// for a pending registration (whose v2 hash is never known: only the legacy client makes one).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfoUpdate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub piece_length: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creation_date: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
-    #[serde(skip)]
-    pub v2: Option<[u8; 32]>,
 }
 
 /// A peer as the state file and snapshots see it (inside, peers are kept as compact
@@ -511,23 +470,7 @@ impl Swarm {
             Torrent::first_seen(now_unix)
         });
         torrent.registered = true;
-        let info = &mut torrent.info;
-        let InfoUpdate {
-            name,
-            size,
-            piece_length,
-            creation_date,
-            comment,
-            created_by,
-            v2,
-        } = update;
-        info.v2 = v2.or(info.v2);
-        info.name = name.unwrap_or(std::mem::take(&mut info.name));
-        info.size = size.unwrap_or(info.size);
-        info.piece_length = piece_length.unwrap_or(info.piece_length);
-        info.creation_date = creation_date.unwrap_or(info.creation_date);
-        info.comment = comment.unwrap_or(std::mem::take(&mut info.comment));
-        info.created_by = created_by.unwrap_or(std::mem::take(&mut info.created_by));
+        torrent.info.apply(update);
         created
     }
 

@@ -7,8 +7,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tinytracker::ids::{InfoHash, PeerId};
+use tinytracker::info::InfoUpdate;
 use tinytracker::protocol::{AnnounceRequest, Event, PeerStyle};
-use tinytracker::swarm::{InfoUpdate, Swarm, SwarmConfig};
+use tinytracker::swarm::{Swarm, SwarmConfig};
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
