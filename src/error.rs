@@ -1,5 +1,5 @@
 //! Error enums, one per audience: BitTorrent clients get a bencoded `failure reason`,
-//! admin callers get a JSON body with a status code. Startup errors are `anyhow` in `main`.
+//! everyone else (admin callers, and routing's 404 and 405) a JSON body with a status code. Startup errors are `anyhow` in `main`.
 
 /// Why an announce or scrape was refused. Sent as HTTP 200 with `failure reason` (BEP 3).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +26,10 @@ pub enum ProtocolError {
     PasskeyRevoked,
 }
 
-/// Why an admin request was refused. Sent as JSON `{"error": ...}` with [`AdminError::status`].
+/// Why a request answered in JSON was refused: by routing (404, 405, whatever the path), by the
+/// access rules or by an admin handler. Sent as `{"error": ...}` with [`ApiError::status`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdminError {
+pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("request body is larger than {limit} bytes")]
@@ -49,18 +50,18 @@ pub enum AdminError {
     Internal(String),
 }
 
-impl AdminError {
+impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            AdminError::BadRequest(_) => 400,
-            AdminError::BodyTooLarge { .. } => 413,
-            AdminError::Forbidden(_) => 403,
-            AdminError::NotFound(_) => 404,
-            AdminError::Conflict(_) => 409,
-            AdminError::MethodNotAllowed { .. } => 405,
-            AdminError::UnsupportedMediaType(_) => 415,
-            AdminError::MisdirectedRequest(_) => 421,
-            AdminError::Internal(_) => 500,
+            ApiError::BadRequest(_) => 400,
+            ApiError::BodyTooLarge { .. } => 413,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::MisdirectedRequest(_) => 421,
+            ApiError::Internal(_) => 500,
         }
     }
 }

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::error::AdminError;
+use crate::error::ApiError;
 
 /// What the operator configured.
 #[derive(Debug, Clone, Default)]
@@ -51,13 +51,13 @@ pub struct Caller<'a> {
 }
 
 /// Decides an admin request: `Ok` to serve it, or the refusal to send.
-pub fn check(rules: &Rules, caller: &Caller) -> Result<(), AdminError> {
+pub fn check(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
     check_browser(rules, caller)?;
     if let (Some(expected), Some(given)) = (rules.token.as_deref(), caller.token) {
         return if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
             Ok(())
         } else {
-            Err(AdminError::Forbidden("invalid admin token".into()))
+            Err(ApiError::Forbidden("invalid admin token".into()))
         };
     }
     let local = caller
@@ -67,13 +67,13 @@ pub fn check(rules: &Rules, caller: &Caller) -> Result<(), AdminError> {
         if host_allowed(rules, caller.host) {
             return Ok(());
         }
-        return Err(AdminError::MisdirectedRequest(format!(
+        return Err(ApiError::MisdirectedRequest(format!(
             "admin requests by address need a Host that is an IP address, localhost or an \
              --allowed-host (got {:?}); a page on another site may have been pointed here",
             short(caller.host.unwrap_or_default())
         )));
     }
-    Err(AdminError::Forbidden(match rules.token {
+    Err(ApiError::Forbidden(match rules.token {
         Some(_) => "admin endpoints need a token from non-loopback callers: send Authorization: \
                     Bearer <token>"
             .into(),
@@ -84,12 +84,12 @@ pub fn check(rules: &Rules, caller: &Caller) -> Result<(), AdminError> {
 }
 
 /// The checks that stop forged requests from web pages, for every admin request.
-fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), AdminError> {
+fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
     if caller
         .sec_fetch_site
         .is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))
     {
-        return Err(AdminError::Forbidden(
+        return Err(ApiError::Forbidden(
             "cross-site requests may not use the admin endpoints".into(),
         ));
     }
@@ -97,13 +97,13 @@ fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), AdminError> {
         return Ok(());
     };
     if !origin_allowed(rules, origin, caller.host) {
-        return Err(AdminError::Forbidden(format!(
+        return Err(ApiError::Forbidden(format!(
             "requests from origin {:?} may not use the admin endpoints (see --cors-origin)",
             short(origin)
         )));
     }
     if caller.json_body && !caller.content_type.is_some_and(is_json) {
-        return Err(AdminError::UnsupportedMediaType(
+        return Err(ApiError::UnsupportedMediaType(
             "send the body as Content-Type: application/json".into(),
         ));
     }

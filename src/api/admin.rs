@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::app::App;
 use crate::api::AddTorrentInfoReply;
-use crate::error::AdminError;
+use crate::error::ApiError;
 use crate::protocol::ids::InfoHash;
 use crate::protocol::legacy;
 use crate::protocol::ScrapeCounts;
@@ -65,27 +65,23 @@ fn big_number(n: u128) -> Value {
 }
 
 /// `POST /add_torrent_info`: registers the torrent if unknown, updates its metadata if known.
-pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Value, AdminError> {
+pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| AdminError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let Value::Object(fields) = value else {
-        return Err(AdminError::BadRequest("body must be a JSON object".into()));
+        return Err(ApiError::BadRequest("body must be a JSON object".into()));
     };
     // BEP 52: a v2 or hybrid torrent also has a SHA-256 info hash (64 hex); a pure v2 torrent
     // has only that, and is tracked under its first 20 bytes, which is what v2 clients announce.
     let v2 = match fields.get("v2_info_hash") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(parse_v2(text)?),
-        Some(_) => {
-            return Err(AdminError::BadRequest(
-                "v2_info_hash must be a string".into(),
-            ))
-        }
+        Some(_) => return Err(ApiError::BadRequest("v2_info_hash must be a string".into())),
     };
     let info_hash = match (fields.get("info_hash"), &v2) {
         (None | Some(Value::Null), Some(v2)) => truncated(v2),
         (None | Some(Value::Null), None) => {
-            return Err(AdminError::BadRequest("missing info_hash".into()))
+            return Err(ApiError::BadRequest("missing info_hash".into()))
         }
         (Some(Value::String(text)), _) => match resolve_info_hash(swarm, text)? {
             Resolved::One(hash) => hash,
@@ -104,7 +100,7 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
                 }));
             }
         },
-        (Some(_), _) => return Err(AdminError::BadRequest("info_hash must be a string".into())),
+        (Some(_), _) => return Err(ApiError::BadRequest("info_hash must be a string".into())),
     };
     let update = info_update(&fields, v2)?;
     let created = swarm.register(info_hash, update, now_unix);
@@ -117,10 +113,7 @@ pub fn add_torrent_info(swarm: &Swarm, body: &[u8], now_unix: u64) -> Result<Val
 }
 
 /// The metadata fields of an `/add_torrent_info` body.
-fn info_update(
-    fields: &Map<String, Value>,
-    v2: Option<[u8; 32]>,
-) -> Result<InfoUpdate, AdminError> {
+fn info_update(fields: &Map<String, Value>, v2: Option<[u8; 32]>) -> Result<InfoUpdate, ApiError> {
     Ok(InfoUpdate {
         name: text_field(fields, "name")?,
         size: count_field(fields, "size")?,
@@ -128,7 +121,7 @@ fn info_update(
         creation_date: match fields.get("creation_date") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_i64().ok_or_else(|| {
-                AdminError::BadRequest("creation_date must be an integer (Unix seconds)".into())
+                ApiError::BadRequest("creation_date must be an integer (Unix seconds)".into())
             })?),
         },
         comment: text_field(fields, "comment")?,
@@ -138,9 +131,9 @@ fn info_update(
 }
 
 /// A SHA-256 info hash: 64 hex characters.
-fn parse_v2(text: &str) -> Result<[u8; 32], AdminError> {
+fn parse_v2(text: &str) -> Result<[u8; 32], ApiError> {
     crate::protocol::ids::from_hex(text).ok_or_else(|| {
-        AdminError::BadRequest(format!(
+        ApiError::BadRequest(format!(
             "v2_info_hash must be 64 hex characters, got {:?}",
             crate::api::access::short(text)
         ))
@@ -160,7 +153,7 @@ enum Resolved {
     Several(Vec<InfoHash>),
 }
 
-fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<Resolved, AdminError> {
+fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<Resolved, ApiError> {
     if let Ok(hash) = InfoHash::from_hex(text) {
         return Ok(Resolved::One(hash));
     }
@@ -177,7 +170,7 @@ fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<Resolved, AdminError> 
         .filter(|h| swarm.contains(h))
         .collect();
     match (candidates.as_slice(), known.as_slice()) {
-        ([], _) => Err(AdminError::BadRequest(
+        ([], _) => Err(ApiError::BadRequest(
             "invalid info_hash: expected 40 hex characters, 32 base32 characters, \
              or the escaped form of 20 bytes"
                 .into(),
@@ -187,20 +180,21 @@ fn resolve_info_hash(swarm: &Swarm, text: &str) -> Result<Resolved, AdminError> 
     }
 }
 
-fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, AdminError> {
+fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(AdminError::BadRequest(format!("{name} must be a string"))),
+        Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
     }
 }
 
-fn count_field(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, AdminError> {
+fn count_field(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            AdminError::BadRequest(format!("{name} must be a non-negative integer"))
-        }),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be a non-negative integer"))),
     }
 }
 
@@ -241,11 +235,11 @@ fn user_json(user: &User, announce_base: &str) -> Value {
     })
 }
 
-fn user_error(e: UserError) -> AdminError {
+fn user_error(e: UserError) -> ApiError {
     match e {
-        UserError::NotFound(_) => AdminError::NotFound(e.to_string()),
-        UserError::Taken(_) => AdminError::Conflict(e.to_string()),
-        UserError::BadName(_) => AdminError::BadRequest(e.to_string()),
+        UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        UserError::Taken(_) => ApiError::Conflict(e.to_string()),
+        UserError::BadName(_) => ApiError::BadRequest(e.to_string()),
     }
 }
 
@@ -255,13 +249,13 @@ pub fn create_user(
     body: &[u8],
     announce_base: &AnnounceBase,
     now_unix: u64,
-) -> Result<Value, AdminError> {
+) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| AdminError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let name = match value.get("name") {
         Some(Value::String(name)) => name,
-        Some(_) => return Err(AdminError::BadRequest("name must be a string".into())),
-        None => return Err(AdminError::BadRequest("missing name".into())),
+        Some(_) => return Err(ApiError::BadRequest("name must be a string".into())),
+        None => return Err(ApiError::BadRequest("missing name".into())),
     };
     let user = users.create(name, now_unix).map_err(user_error)?;
     Ok(announce_base.annotate(user_json(&user, &announce_base.url)))
@@ -282,7 +276,7 @@ pub fn rotate_user(
     users: &Users,
     name: &str,
     announce_base: &AnnounceBase,
-) -> Result<Value, AdminError> {
+) -> Result<Value, ApiError> {
     users
         .rotate(name)
         .map(|u| announce_base.annotate(user_json(&u, &announce_base.url)))
@@ -295,7 +289,7 @@ pub fn set_user_disabled(
     name: &str,
     disabled: bool,
     announce_base: &AnnounceBase,
-) -> Result<Value, AdminError> {
+) -> Result<Value, ApiError> {
     users
         .set_disabled(name, disabled)
         .map(|u| announce_base.annotate(user_json(&u, &announce_base.url)))
@@ -303,7 +297,7 @@ pub fn set_user_disabled(
 }
 
 /// `DELETE /users/NAME`.
-pub fn delete_user(users: &Users, name: &str) -> Result<Value, AdminError> {
+pub fn delete_user(users: &Users, name: &str) -> Result<Value, ApiError> {
     let user = users.delete(name).map_err(user_error)?;
     Ok(json!({ "message": "User removed", "name": user.name }))
 }
@@ -330,21 +324,21 @@ pub fn list_torrents(swarm: &Swarm, now_unix: u64) -> Value {
 }
 
 /// `DELETE /torrents/HASH` (40 hex or 32 base32): the torrent and its peers go.
-pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, AdminError> {
+pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, ApiError> {
     let hash = InfoHash::from_hex(text)
         .or_else(|_| InfoHash::from_base32(text))
         .map_err(|_| {
-            AdminError::BadRequest(format!("{text:?} is not a 40-hex or 32-base32 info hash"))
+            ApiError::BadRequest(format!("{text:?} is not a 40-hex or 32-base32 info hash"))
         })?;
     let (hash, peers) = swarm
         .unregister(&hash)
-        .ok_or_else(|| AdminError::NotFound(format!("no torrent {hash}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no torrent {hash}")))?;
     Ok(json!({ "message": "Torrent removed", "info_hash": hash.to_hex(), "peers": peers }))
 }
 
 /// `GET|POST /save_state`.
-pub fn save_state(app: &App) -> Result<Value, AdminError> {
-    let report = app.save().map_err(AdminError::Internal)?;
+pub fn save_state(app: &App) -> Result<Value, ApiError> {
+    let report = app.save().map_err(ApiError::Internal)?;
     Ok(json!({
         "message": "Tracker state saved",
         "torrents": report.torrents,
@@ -365,7 +359,7 @@ mod tests {
         Swarm::new(SwarmConfig::default())
     }
 
-    fn post(swarm: &Swarm, body: &str) -> Result<Value, AdminError> {
+    fn post(swarm: &Swarm, body: &str) -> Result<Value, ApiError> {
         add_torrent_info(swarm, body.as_bytes(), NOW)
     }
 

@@ -11,7 +11,7 @@ use crate::api::admin;
 use crate::api::app::App;
 use crate::api::metrics::{Endpoint, Gauges, Outcome};
 use crate::api::routes::{self, Route};
-use crate::error::{AdminError, ProtocolError};
+use crate::error::{ApiError, ProtocolError};
 use crate::protocol;
 use crate::protocol::http;
 use crate::store::swarm::canonical_ip;
@@ -64,9 +64,9 @@ impl Reply {
         }
     }
 
-    pub fn error(e: AdminError) -> Reply {
+    pub fn error(e: ApiError) -> Reply {
         let mut reply = Reply::json(e.status(), &json!({ "error": e.to_string() }));
-        if let AdminError::MethodNotAllowed { allow, .. } = e {
+        if let ApiError::MethodNotAllowed { allow, .. } = e {
             reply.allow = Some(allow);
         }
         reply
@@ -107,7 +107,7 @@ pub enum Queue {
 /// A request ready to be answered: routed and access-checked, with everything the handler needs.
 #[derive(Debug)]
 pub struct Prepared {
-    route: Result<Route, AdminError>,
+    route: Result<Route, ApiError>,
     method: String,
     head_only: bool,
     path: String,
@@ -266,7 +266,7 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
             reply.content_type = "text/plain; version=0.0.4";
             return reply;
         }
-        Route::AddTorrentInfo | Route::RegisterTorrent => admin::add_torrent_info(swarm, body, now),
+        Route::RegisterTorrent => admin::add_torrent_info(swarm, body, now),
         Route::SaveState => admin::save_state(app),
         Route::Shutdown => {
             let mut reply = Reply::json(200, &json!({ "message": "Server shutting down..." }));

@@ -110,43 +110,9 @@ impl Metrics {
     /// The exposition, Prometheus text format 0.0.4.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let _ = writeln!(
-            out,
-            "# HELP tinytracker_requests_total Requests answered, by endpoint and outcome \
-             (refused: failure reason or 4xx; error: 5xx).\n# TYPE tinytracker_requests_total counter"
-        );
-        for (e, (_, endpoint)) in ENDPOINTS.iter().enumerate() {
-            for (o, (_, outcome)) in OUTCOMES.iter().enumerate() {
-                let n = self.requests[e][o].load(Relaxed);
-                let _ = writeln!(out, "tinytracker_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}");
-            }
-        }
-        let _ = writeln!(out, "# HELP tinytracker_announce_duration_seconds Time from a complete announce request to its answer.");
-        let _ = writeln!(
-            out,
-            "# TYPE tinytracker_announce_duration_seconds histogram"
-        );
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS_US.iter().zip(&self.announce_buckets) {
-            cumulative += bucket.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "tinytracker_announce_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        let count = self.announce_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "tinytracker_announce_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "tinytracker_announce_duration_seconds_sum {}",
-            self.announce_micros_sum.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "tinytracker_announce_duration_seconds_count {count}");
-        let gauges_list: [(&str, &str, String); 10] = [
+        self.render_requests(&mut out);
+        self.render_announce_latency(&mut out);
+        let values: [(&str, &str, String); 10] = [
             (
                 "torrents",
                 "Torrents the tracker knows.",
@@ -198,15 +164,59 @@ impl Metrics {
                 self.refused_connections.load(Relaxed).to_string(),
             ),
         ];
-        for (name, help, value) in gauges_list {
+        for (name, help, value) in values {
+            // Prometheus names counters `_total`; the rest here are gauges.
             let kind = if name.ends_with("_total") {
                 "counter"
             } else {
                 "gauge"
             };
-            let _ = writeln!(out, "# HELP tinytracker_{name} {help}\n# TYPE tinytracker_{name} {kind}\ntinytracker_{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP tinytracker_{name} {help}\n# TYPE tinytracker_{name} {kind}\ntinytracker_{name} {value}"
+            );
         }
         out
+    }
+
+    /// `tinytracker_requests_total`, by endpoint and outcome.
+    fn render_requests(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP tinytracker_requests_total Requests answered, by endpoint and outcome \
+             (refused: failure reason or 4xx; error: 5xx).\n# TYPE tinytracker_requests_total counter"
+        );
+        for (e, (_, endpoint)) in ENDPOINTS.iter().enumerate() {
+            for (o, (_, outcome)) in OUTCOMES.iter().enumerate() {
+                let n = self.requests[e][o].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "tinytracker_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+    }
+
+    /// The announce latency histogram.
+    fn render_announce_latency(&self, out: &mut String) {
+        let name = "tinytracker_announce_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from a complete announce request to its answer.\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS_US.iter().zip(&self.announce_buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let count = self.announce_count.load(Relaxed);
+        let sum = self.announce_micros_sum.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
     }
 }
 

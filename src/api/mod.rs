@@ -34,7 +34,7 @@ pub struct AddTorrentInfoReply {
     pub created: bool,
 }
 
-/// Any admin error: `{"error": "..."}`.
+/// Any refusal answered in JSON (an [`crate::error::ApiError`]): `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub error: String,

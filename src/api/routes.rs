@@ -1,7 +1,7 @@
 //! Which handler a request goes to: the path and method decide, nothing else. Pure (no sockets),
 //! so the whole table is tested without a socket. Unknown paths are 404, wrong methods 405.
 
-use crate::error::AdminError;
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -15,7 +15,6 @@ pub enum Route {
     },
     Stats,
     Metrics,
-    AddTorrentInfo,
     SaveState,
     Shutdown,
     ListUsers,
@@ -25,6 +24,7 @@ pub enum Route {
     DisableUser(String),
     EnableUser(String),
     ListTorrents,
+    /// `POST /torrents`, and `POST /add_torrent_info` (the Python tracker's path) for its client.
     RegisterTorrent,
     RemoveTorrent(String),
 }
@@ -41,16 +41,13 @@ impl Route {
 
     /// Routes whose request has a JSON body.
     pub fn takes_body(&self) -> bool {
-        matches!(
-            self,
-            Route::AddTorrentInfo | Route::CreateUser | Route::RegisterTorrent
-        )
+        matches!(self, Route::CreateUser | Route::RegisterTorrent)
     }
 }
 
 /// Picks the route for `method` (as sent, e.g. "GET") and `path` (without the query).
 /// HEAD is accepted wherever GET is; the caller answers it without side effects.
-pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
+pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     let method = if method == "HEAD" { "GET" } else { method };
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let (allow, route): (&'static str, Option<Route>) = match segments.as_slice() {
@@ -76,7 +73,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
         ),
         ["stats"] => ("GET, HEAD", get(method, Route::Stats)),
         ["metrics"] => ("GET, HEAD", get(method, Route::Metrics)),
-        ["add_torrent_info"] => ("POST", (method == "POST").then_some(Route::AddTorrentInfo)),
+        ["add_torrent_info"] => ("POST", (method == "POST").then_some(Route::RegisterTorrent)),
         ["shutdown"] => ("POST", (method == "POST").then_some(Route::Shutdown)),
         ["save_state"] => (
             "GET, HEAD, POST",
@@ -117,10 +114,10 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, AdminError> {
         ),
         _ => {
             let shown = crate::api::access::short(&path.escape_default().to_string());
-            return Err(AdminError::NotFound(format!("not found: {shown}")));
+            return Err(ApiError::NotFound(format!("not found: {shown}")));
         }
     };
-    route.ok_or_else(|| AdminError::MethodNotAllowed {
+    route.ok_or_else(|| ApiError::MethodNotAllowed {
         method: method.to_owned(),
         allow,
     })
@@ -151,7 +148,7 @@ mod tests {
         assert_eq!(ok("GET", "/stats"), Route::Stats);
         assert_eq!(ok("GET", "/metrics"), Route::Metrics);
         assert!(ok("GET", "/metrics").is_admin(), "unless --public-metrics");
-        assert_eq!(ok("POST", "/add_torrent_info"), Route::AddTorrentInfo);
+        assert_eq!(ok("POST", "/add_torrent_info"), Route::RegisterTorrent);
         assert_eq!(ok("GET", "/save_state"), Route::SaveState);
         assert_eq!(ok("POST", "/save_state"), Route::SaveState);
         assert_eq!(ok("POST", "/shutdown"), Route::Shutdown);
@@ -218,7 +215,7 @@ mod tests {
         assert_eq!(status("GET", "/announce/"), 404);
         assert_eq!(status("GET", "/users/alice/promote"), 404);
         match resolve("POST", "/announce") {
-            Err(AdminError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
+            Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
             other => panic!("{other:?}"),
         }
         assert_eq!(status("GET", "/users/alice"), 405);

@@ -103,49 +103,16 @@ struct Report {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let seconds = |flag: &str, value: f64| {
-        if (0.0..1e9).contains(&value) {
-            Ok(Duration::from_secs_f64(value))
-        } else {
-            Err(format!("--{flag} must be a number of seconds, got {value}"))
-        }
-    };
-    let settings = (|| {
-        if !(cli.tracker.starts_with("http://") || cli.tracker.starts_with("https://")) {
-            return Err(format!(
-                "--tracker must be an http:// or https:// URL, got {:?}",
-                cli.tracker
-            ));
-        }
-        Ok((
-            seconds("retry-delay", cli.retry_delay)?,
-            seconds("timeout", cli.timeout)?,
-        ))
-    })();
-    let (retry_delay, timeout) = match settings {
-        Ok(settings) => settings,
+    let registrar = match registrar(&cli) {
+        Ok(registrar) => registrar,
         Err(message) => {
             eprintln!("add-torrent-info: {message}");
             return ExitCode::from(2);
         }
     };
-    let registrar = Registrar::new(
-        &cli.tracker,
-        cli.token.clone(),
-        timeout,
-        cli.retries,
-        retry_delay,
-    );
     let inputs = collect_inputs(&cli.inputs, &mut std::io::stdin().lock());
-
-    let bar = (std::io::stderr().is_terminal() && inputs.len() >= 20).then(|| {
-        let bar = ProgressBar::new(inputs.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {wide_msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    });
+    let bar =
+        (std::io::stderr().is_terminal() && inputs.len() >= 20).then(|| progress_bar(inputs.len()));
     let say = |line: &str, to_stderr: bool| {
         let print = || {
             if to_stderr {
@@ -178,28 +145,55 @@ fn main() -> ExitCode {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-
     let count = |outcome: Outcome| counts.get(outcome.word()).copied().unwrap_or(0);
-    let (new, updated, failed, skipped) = (
-        count(Outcome::New),
-        count(Outcome::Updated),
-        count(Outcome::Failed),
-        count(Outcome::Skipped),
-    );
-    let mut summary = format!(
-        "{} registered ({new} new), {failed} failed, {skipped} skipped",
-        new + updated
-    );
-    if cli.dry_run {
-        summary.push_str(&format!(", {} not sent (dry run)", count(Outcome::DryRun)));
-    }
     // With --json, stdout carries only the JSON lines.
-    say(&summary, cli.json);
-    if failed > 0 {
+    say(&summary(&count, cli.dry_run), cli.json);
+    if count(Outcome::Failed) > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The client the flags describe; `Err` is a usage error (`--tracker` is checked by clap).
+fn registrar(cli: &Cli) -> Result<Registrar, String> {
+    let seconds = |flag: &str, value: f64| {
+        if (0.0..1e9).contains(&value) {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            Err(format!("--{flag} must be a number of seconds, got {value}"))
+        }
+    };
+    Ok(Registrar::new(
+        &cli.tracker,
+        cli.token.clone(),
+        seconds("timeout", cli.timeout)?,
+        cli.retries,
+        seconds("retry-delay", cli.retry_delay)?,
+    ))
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {wide_msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The last line: `N registered (N new), N failed, N skipped[, N not sent (dry run)]`.
+fn summary(count: &dyn Fn(Outcome) -> usize, dry_run: bool) -> String {
+    let new = count(Outcome::New);
+    let mut summary = format!(
+        "{} registered ({new} new), {} failed, {} skipped",
+        new + count(Outcome::Updated),
+        count(Outcome::Failed),
+        count(Outcome::Skipped)
+    );
+    if dry_run {
+        summary.push_str(&format!(", {} not sent (dry run)", count(Outcome::DryRun)));
+    }
+    summary
 }
 
 fn process(

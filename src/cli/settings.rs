@@ -23,6 +23,47 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
             .with_context(|| format!("--bind {text}: resolves to nothing"))?;
         binds.push(addr);
     }
+    let swarm = swarm_config(&cli)?;
+    let trusted_proxies = nets(&cli.trusted_proxy, "--trusted-proxy")?;
+    let log_level = cli.log_level.parse().with_context(|| {
+        format!(
+            "--log-level {}: use error, warn, info, debug or trace",
+            cli.log_level
+        )
+    })?;
+    let public_url = match &cli.public_url {
+        Some(text) => Some(parse_public_url(text)?),
+        None => None,
+    };
+    let access = access_rules(&cli, public_url.as_ref())?;
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = cli.workers.unwrap_or(cpus);
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if cli.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    Ok(Config {
+        binds,
+        state_file: cli.state_file,
+        save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
+        swarm,
+        workers,
+        max_connections: cli.max_connections,
+        max_connections_per_ip: cli.max_connections_per_ip,
+        access,
+        trusted_proxies,
+        log_level,
+        log_file: cli.log_file,
+        require_passkey: cli.require_passkey || cli.private,
+        public_metrics: cli.public_metrics,
+        public_url,
+    })
+}
+
+/// The announce rules: intervals, peer timeout, numwant and the open-mode bounds.
+fn swarm_config(cli: &ServeArgs) -> anyhow::Result<SwarmConfig> {
     if cli.interval == 0 {
         bail!("--interval must be at least 1 second");
     }
@@ -43,32 +84,22 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
             cli.interval
         );
     }
-    let trusted_proxies = cli
-        .trusted_proxy
-        .iter()
-        .map(|text| {
-            parse_net(text).with_context(|| format!("--trusted-proxy {text}: not a CIDR or IP"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let local_admin = cli
-        .local_admin
-        .iter()
-        .map(|text| {
-            parse_net(text).with_context(|| format!("--local-admin {text}: not a CIDR or IP"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let log_level = cli.log_level.parse().with_context(|| {
-        format!(
-            "--log-level {}: use error, warn, info, debug or trace",
-            cli.log_level
-        )
-    })?;
-    let public_url = match cli.public_url {
-        Some(text) => Some(parse_public_url(&text)?),
-        None => None,
-    };
+    Ok(SwarmConfig {
+        interval_secs: cli.interval,
+        min_interval_secs,
+        peer_timeout_secs,
+        default_numwant: cli.default_numwant.min(cli.max_numwant),
+        max_numwant: cli.max_numwant,
+        registered_only: cli.registered_only || cli.private,
+        max_torrents: cli.max_torrents,
+        max_peers_per_ip: cli.max_peers_per_ip,
+    })
+}
+
+/// Who may call the admin endpoints: local networks, the token, the Host and Origin allow-lists.
+fn access_rules(cli: &ServeArgs, public_url: Option<&url::Url>) -> anyhow::Result<Rules> {
     let mut allowed_hosts = Vec::new();
-    if let Some(host) = public_url.as_ref().and_then(url::Url::host_str) {
+    if let Some(host) = public_url.and_then(url::Url::host_str) {
         allowed_hosts.push(host.trim_matches(['[', ']']).to_ascii_lowercase());
     }
     for host in &cli.allowed_host {
@@ -82,44 +113,20 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
     for text in &cli.cors_origin {
         allowed_origins.push(parse_origin(text)?);
     }
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let workers = cli.workers.unwrap_or(cpus);
-    if workers == 0 {
-        bail!("--workers must be at least 1");
-    }
-    if cli.max_connections == 0 {
-        bail!("--max-connections must be at least 1");
-    }
-    Ok(Config {
-        binds,
-        state_file: cli.state_file,
-        save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
-        swarm: SwarmConfig {
-            interval_secs: cli.interval,
-            min_interval_secs,
-            peer_timeout_secs,
-            default_numwant: cli.default_numwant.min(cli.max_numwant),
-            max_numwant: cli.max_numwant,
-            registered_only: cli.registered_only || cli.private,
-            max_torrents: cli.max_torrents,
-            max_peers_per_ip: cli.max_peers_per_ip,
-        },
-        workers,
-        max_connections: cli.max_connections,
-        max_connections_per_ip: cli.max_connections_per_ip,
-        access: Rules {
-            local: local_admin,
-            token: cli.admin_token.filter(|t| !t.is_empty()),
-            allowed_hosts,
-            allowed_origins,
-        },
-        trusted_proxies,
-        log_level,
-        log_file: cli.log_file,
-        require_passkey: cli.require_passkey || cli.private,
-        public_metrics: cli.public_metrics,
-        public_url,
+    Ok(Rules {
+        local: nets(&cli.local_admin, "--local-admin")?,
+        token: cli.admin_token.clone().filter(|t| !t.is_empty()),
+        allowed_hosts,
+        allowed_origins,
     })
+}
+
+/// The networks a repeatable CIDR-or-IP flag names.
+fn nets(texts: &[String], flag: &str) -> anyhow::Result<Vec<IpNet>> {
+    texts
+        .iter()
+        .map(|text| parse_net(text).with_context(|| format!("{flag} {text}: not a CIDR or IP")))
+        .collect()
 }
 
 /// `--public-url`: an http(s) URL with a host; a path is kept (a tracker behind a prefix).

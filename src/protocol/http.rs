@@ -56,31 +56,59 @@ pub enum Parse {
 
 /// Reads one request from the start of `input`; bodies longer than `max_body` are refused.
 pub fn parse(input: &[u8], max_body: usize) -> Parse {
+    let (mut request, head_len) = match read_head(input) {
+        Ok(head) => head,
+        Err(not_yet_or_refused) => return not_yet_or_refused,
+    };
+    let body_len = match framing(&mut request, max_body) {
+        Ok(len) => len,
+        Err(refused) => return refused,
+    };
+    if input.len() < head_len + body_len {
+        let expects = request
+            .header("Expect")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+        return Parse::Incomplete {
+            send_continue: expects && input.len() == head_len,
+        };
+    }
+    request.body = input[head_len..head_len + body_len].to_vec();
+    Parse::Complete(request, head_len + body_len)
+}
+
+/// The request line and the headers kept (bodiless), and how many bytes of `input` they took.
+fn read_head(input: &[u8]) -> Result<(Request, usize), Parse> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(input) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(Parse::Error(
+                431,
+                format!("request head over {MAX_HEAD_BYTES} bytes"),
+            ))
+        }
         Ok(httparse::Status::Partial) if input.len() > MAX_HEAD_BYTES => {
-            return Parse::Error(431, format!("request head over {MAX_HEAD_BYTES} bytes"))
+            return Err(Parse::Error(
+                431,
+                format!("request head over {MAX_HEAD_BYTES} bytes"),
+            ))
         }
         Ok(httparse::Status::Partial) => {
-            return Parse::Incomplete {
+            return Err(Parse::Incomplete {
                 send_continue: false,
-            }
+            })
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return Parse::Error(431, format!("more than {MAX_HEADERS} headers"))
+            return Err(Parse::Error(
+                431,
+                format!("more than {MAX_HEADERS} headers"),
+            ))
         }
-        Err(e) => return Parse::Error(400, format!("malformed request: {e}")),
+        Err(e) => return Err(Parse::Error(400, format!("malformed request: {e}"))),
     };
-    if head_len > MAX_HEAD_BYTES {
-        return Parse::Error(431, format!("request head over {MAX_HEAD_BYTES} bytes"));
-    }
-    let http10 = request.version == Some(0);
-    let method = request.method.unwrap_or("").to_owned();
-    let target = request.path.unwrap_or("").to_owned();
     // Only the headers something here reads are kept: fewer allocations per request.
-    let headers: Vec<(String, String)> = request
+    let headers = request
         .headers
         .iter()
         .filter(|h| KEPT_HEADERS.iter().any(|k| h.name.eq_ignore_ascii_case(k)))
@@ -91,53 +119,47 @@ pub fn parse(input: &[u8], max_body: usize) -> Parse {
             )
         })
         .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+    let http10 = request.version == Some(0);
+    let head = Request {
+        method: request.method.unwrap_or("").to_owned(),
+        target: request.path.unwrap_or("").to_owned(),
+        headers,
+        body: Vec::new(),
+        keep_alive: !http10,
+        http10,
     };
-    if find("Transfer-Encoding").is_some() {
-        return Parse::Error(
+    Ok((head, head_len))
+}
+
+/// The body's length, and whether the connection stays open after the answer (set on `request`).
+fn framing(request: &mut Request, max_body: usize) -> Result<usize, Parse> {
+    if request.header("Transfer-Encoding").is_some() {
+        return Err(Parse::Error(
             411,
             "send the body with Content-Length, not Transfer-Encoding".into(),
-        );
+        ));
     }
-    let body_len = match content_length(&headers) {
+    let body_len = match content_length(&request.headers) {
         Ok(None) => 0,
         Ok(Some(len)) if len > max_body => {
-            return Parse::Error(413, format!("request body is larger than {max_body} bytes"))
+            return Err(Parse::Error(
+                413,
+                format!("request body is larger than {max_body} bytes"),
+            ))
         }
         Ok(Some(len)) => len,
-        Err(message) => return Parse::Error(400, message.into()),
+        Err(message) => return Err(Parse::Error(400, message.into())),
     };
-    let connection = find("Connection")
+    let connection = request
+        .header("Connection")
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let keep_alive = if http10 {
+    request.keep_alive = if request.http10 {
         connection.contains("keep-alive")
     } else {
         !connection.contains("close")
     };
-    if input.len() < head_len + body_len {
-        let expects = find("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        return Parse::Incomplete {
-            send_continue: expects && input.len() == head_len,
-        };
-    }
-    let body = input[head_len..head_len + body_len].to_vec();
-    Parse::Complete(
-        Request {
-            method,
-            target,
-            headers,
-            body,
-            keep_alive,
-            http10,
-        },
-        head_len + body_len,
-    )
+    Ok(body_len)
 }
 
 /// The body length a request declares. RFC 9112 §6.3: a message with several `Content-Length`

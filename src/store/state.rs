@@ -389,24 +389,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         legacy,
         ..Loaded::default()
     };
-    let mut user_ids: HashMap<String, UserId> = HashMap::new();
-    for (name, entry) in file.users {
-        let passkey = Passkey::parse(&entry.passkey)
-            .ok_or_else(|| format!("user {name:?} has a malformed passkey"))?;
-        let id = loaded.users.len() as UserId + 1;
-        user_ids.insert(name.clone(), id);
-        loaded.users.push(User {
-            id,
-            name,
-            passkey,
-            created_unix: entry.created,
-            last_seen_unix: entry.last_seen,
-            uploaded: entry.uploaded,
-            downloaded: entry.downloaded,
-            completed: entry.completed,
-            disabled: entry.disabled,
-        });
-    }
+    let user_ids = users_from_file(file.users, &mut loaded)?;
     for (key, name) in file.revoked_passkeys {
         let passkey = Passkey::parse(&key)
             .ok_or_else(|| format!("revoked passkey of {name:?} is malformed"))?;
@@ -421,56 +404,14 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         ));
     }
     for (key, entry) in file.torrents.entries {
-        let info_hash = if legacy {
-            match legacy::werkzeug_candidates(&key).as_slice() {
-                [one] => InfoHash(*one),
-                [] => {
-                    loaded
-                        .skipped
-                        .push(format!("key {key:?}: not a 20-byte info hash"));
-                    continue;
-                }
-                several => {
-                    let hexes: Vec<String> =
-                        several.iter().map(|c| InfoHash(*c).to_hex()).collect();
-                    loaded.skipped.push(format!(
-                        "key {key:?}: ambiguous, could be any of {}",
-                        hexes.join(", ")
-                    ));
-                    continue;
-                }
+        let info_hash = match torrent_key(&key, legacy)? {
+            Ok(hash) => hash,
+            Err(why) => {
+                loaded.skipped.push(format!("key {key:?}: {why}"));
+                continue;
             }
-        } else {
-            InfoHash::from_hex(&key)
-                .map_err(|_| format!("torrent key {key:?} is not a 40-character hex info hash"))?
         };
-        let mut peers: Vec<Peer> = Vec::with_capacity(entry.peers_info.len());
-        for entry_peer in entry.peers_info {
-            match peer_from_entry(&entry_peer, legacy) {
-                Ok(mut peer) => {
-                    peer.user = entry_peer
-                        .user
-                        .as_ref()
-                        .and_then(|n| user_ids.get(&*n.text()))
-                        .copied()
-                        .unwrap_or(0);
-                    peers.push(peer);
-                }
-                Err(why) => loaded.skipped.push(format!(
-                    "torrent {info_hash}: peer {:?} {}:{}: {why}",
-                    entry_peer.peer_id.text(),
-                    entry_peer.ip.text(),
-                    entry_peer.port
-                )),
-            }
-        }
-        // The same peer twice: keep the newest (the original kept the newest per peer id).
-        peers.sort_by(|a, b| {
-            (a.addr, a.user)
-                .cmp(&(b.addr, b.user))
-                .then(b.last_seen_unix.cmp(&a.last_seen_unix))
-        });
-        peers.dedup_by(|later, first| (later.addr, later.user) == (first.addr, first.user));
+        let peers = peers_from_entries(info_hash, entry.peers_info, legacy, &user_ids, &mut loaded);
         loaded.peers += peers.len();
         // The original registered nothing; a torrent it had metadata for was added by its operator.
         let registered = if legacy {
@@ -487,6 +428,88 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         });
     }
     Ok(loaded)
+}
+
+/// The users of a file, with ids 1, 2, … in `loaded`; returns the id of each name.
+fn users_from_file(
+    users: BTreeMap<String, UserEntry>,
+    loaded: &mut Loaded,
+) -> Result<HashMap<String, UserId>, String> {
+    let mut ids = HashMap::new();
+    for (name, entry) in users {
+        let passkey = Passkey::parse(&entry.passkey)
+            .ok_or_else(|| format!("user {name:?} has a malformed passkey"))?;
+        let id = loaded.users.len() as UserId + 1;
+        ids.insert(name.clone(), id);
+        loaded.users.push(User {
+            id,
+            name,
+            passkey,
+            created_unix: entry.created,
+            last_seen_unix: entry.last_seen,
+            uploaded: entry.uploaded,
+            downloaded: entry.downloaded,
+            completed: entry.completed,
+            disabled: entry.disabled,
+        });
+    }
+    Ok(ids)
+}
+
+/// The info hash a torrent key names: `Ok(Err(why))` skips a legacy key (the original wrote keys
+/// that name no hash, or several); `Err` refuses a current file with a key that is not 40 hex.
+fn torrent_key(key: &str, legacy: bool) -> Result<Result<InfoHash, String>, String> {
+    if !legacy {
+        return InfoHash::from_hex(key)
+            .map(Ok)
+            .map_err(|_| format!("torrent key {key:?} is not a 40-character hex info hash"));
+    }
+    Ok(match legacy::werkzeug_candidates(key).as_slice() {
+        [one] => Ok(InfoHash(*one)),
+        [] => Err("not a 20-byte info hash".into()),
+        several => {
+            let hexes: Vec<String> = several.iter().map(|c| InfoHash(*c).to_hex()).collect();
+            Err(format!("ambiguous, could be any of {}", hexes.join(", ")))
+        }
+    })
+}
+
+/// A torrent's peers: unreadable ones are skipped (and named in `loaded`), and of the same peer
+/// twice the newest is kept (the original kept the newest per peer id).
+fn peers_from_entries(
+    info_hash: InfoHash,
+    entries: Vec<PeerEntry>,
+    legacy: bool,
+    user_ids: &HashMap<String, UserId>,
+    loaded: &mut Loaded,
+) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match peer_from_entry(&entry, legacy) {
+            Ok(mut peer) => {
+                peer.user = entry
+                    .user
+                    .as_ref()
+                    .and_then(|n| user_ids.get(&*n.text()))
+                    .copied()
+                    .unwrap_or(0);
+                peers.push(peer);
+            }
+            Err(why) => loaded.skipped.push(format!(
+                "torrent {info_hash}: peer {:?} {}:{}: {why}",
+                entry.peer_id.text(),
+                entry.ip.text(),
+                entry.port
+            )),
+        }
+    }
+    peers.sort_by(|a, b| {
+        (a.addr, a.user)
+            .cmp(&(b.addr, b.user))
+            .then(b.last_seen_unix.cmp(&a.last_seen_unix))
+    });
+    peers.dedup_by(|later, first| (later.addr, later.user) == (first.addr, first.user));
+    peers
 }
 
 fn peer_from_entry(entry: &PeerEntry, legacy: bool) -> Result<Peer, &'static str> {
