@@ -6,7 +6,6 @@ use sha2::Sha256;
 
 use crate::protocol::bencode::{self, DecodeError, Value};
 use crate::protocol::ids::{hex, InfoHash};
-use crate::protocol::percent_decode;
 
 /// What a torrent file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,30 +172,27 @@ pub enum MagnetError {
     BadHash,
 }
 
-/// `magnet:?xt=urn:btih:<hex or base32>&dn=<name>`.
+/// `magnet:?xt=urn:btih:<hex or base32>&dn=<name>`, read with the `url` crate: the query is
+/// form-encoded, so `%XX` and `+` (a space, as libtorrent reads it) are decoded. The first
+/// `urn:btih:` and the first `dn` count.
 pub fn parse_magnet(link: &str) -> Result<Magnet, MagnetError> {
-    let query = link
-        .strip_prefix("magnet:?")
-        .ok_or(MagnetError::NotMagnet)?;
+    let url = url::Url::parse(link).map_err(|_| MagnetError::NotMagnet)?;
+    if url.scheme() != "magnet" {
+        return Err(MagnetError::NotMagnet);
+    }
     let mut hash = None;
     let mut name = None;
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+    for (key, value) in url.query_pairs() {
+        match &*key {
             "xt" => {
-                let decoded = percent_decode(value.as_bytes());
-                let text = String::from_utf8_lossy(&decoded);
-                if let Some(btih) = text.strip_prefix("urn:btih:") {
+                if let Some(btih) = value.strip_prefix("urn:btih:") {
                     let parsed = InfoHash::from_hex(btih)
                         .or_else(|_| InfoHash::from_base32(btih))
                         .map_err(|_| MagnetError::BadHash)?;
                     hash.get_or_insert(parsed);
                 }
             }
-            "dn" if name.is_none() => {
-                name =
-                    Some(String::from_utf8_lossy(&percent_decode(value.as_bytes())).into_owned());
-            }
+            "dn" if name.is_none() => name = Some(value.into_owned()),
             _ => {}
         }
     }
@@ -340,5 +336,11 @@ mod tests {
             Err(MagnetError::BadHash)
         );
         assert_eq!(parse_magnet("http://x"), Err(MagnetError::NotMagnet));
+        assert_eq!(parse_magnet("no scheme"), Err(MagnetError::NotMagnet));
+        let utf8 = parse_magnet(&format!(
+            "magnet:?dn=%E3%83%87%E3%83%BC%E3%82%BF&dn=second&xt=urn:btih:{hex}"
+        ))
+        .unwrap();
+        assert_eq!(utf8.name.as_deref(), Some("データ"), "the first dn counts");
     }
 }
