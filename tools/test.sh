@@ -3,6 +3,7 @@
 # clone, as root, on stock Debian 12 (system /usr/bin/python3, PEP 668 in force) with Rust.
 # Installs what the end-to-end tests need, if missing, then runs every test:
 #   - Debian's python3-libtorrent, for /usr/bin/python3 (a real BitTorrent client), and python3-venv;
+#   - the clients of the real-client matrix: qbittorrent-nox, transmission-cli and aria2;
 #   - requests and bencodepy from PyPI (the legacy add_torrent_info client) into a virtual
 #     environment at target/test-venv, made from /usr/bin/python3 and put first on PATH, so no
 #     package is installed into the system's Python.
@@ -15,6 +16,9 @@ step() { echo "==> $*"; }
 missing=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v qbittorrent-nox >/dev/null || missing+=(qbittorrent-nox)
+command -v transmission-cli >/dev/null || missing+=(transmission-cli)
+command -v aria2c >/dev/null || missing+=(aria2)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

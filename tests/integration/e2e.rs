@@ -591,3 +591,95 @@ fn the_legacy_client_registers_an_ambiguous_hash_and_the_first_announce_settles_
         assert_eq!(failure(&refused).as_deref(), Some("unregistered torrent"));
     }
 }
+
+// The real-client matrix: each client downloads from a libtorrent seeder through the tracker,
+// over IPv4 and IPv6, from an open tracker and from a private one with the user's passkey URL.
+// `tests/e2e/client_matrix.py` runs one cell; tools/test.sh installs the clients.
+
+#[test]
+fn matrix_libtorrent() {
+    client_matrix("libtorrent");
+}
+
+#[test]
+fn matrix_qbittorrent() {
+    client_matrix("qbittorrent");
+}
+
+#[test]
+fn matrix_transmission() {
+    client_matrix("transmission");
+}
+
+#[test]
+fn matrix_aria2() {
+    client_matrix("aria2");
+}
+
+/// The four cells of `client`: IPv4 and IPv6, open and with a passkey.
+fn client_matrix(client: &str) {
+    require_python(
+        SYSTEM_PYTHON,
+        "libtorrent",
+        "install Debian's python3-libtorrent (apt-get install python3-libtorrent)",
+    );
+    let mut open = Tracker::start(&["--bind", "[::1]:0"]);
+    let open_v6 = open.next_address();
+    let mut private = Tracker::start(&["--private", "--bind", "[::1]:0"]);
+    let private_v6 = private.next_address();
+    let user = private.post_json("/users", r#"{"name": "matrix"}"#).json();
+    let passkey = user["passkey"].as_str().expect("passkey").to_owned();
+    let base = format!("http://{}", private.addr);
+    let register = [
+        env!("CARGO_BIN_EXE_add-torrent-info"),
+        "--tracker",
+        base.as_str(),
+    ];
+    let cells = [
+        (&open, "4", format!("http://{}/announce", open.addr), false),
+        (&open, "6", format!("http://{open_v6}/announce"), false),
+        (
+            &private,
+            "4",
+            format!("http://{}/{passkey}/announce", private.addr),
+            true,
+        ),
+        (
+            &private,
+            "6",
+            format!("http://{private_v6}/{passkey}/announce"),
+            true,
+        ),
+    ];
+    for (n, (tracker, family, announce_url, with_passkey)) in cells.iter().enumerate() {
+        let work = tempfile::tempdir().expect("temp dir");
+        let cell = run(
+            Command::new(SYSTEM_PYTHON)
+                .arg("-u")
+                .arg(script("client_matrix.py"))
+                .args([client, family, announce_url])
+                .arg(work.path().join("cell"))
+                .args(if *with_passkey { &register[..] } else { &[] }),
+            Duration::from_secs(180),
+            work.path(),
+            "client_matrix",
+        );
+        let mode = if *with_passkey { "passkey" } else { "open" };
+        assert!(
+            cell.status.success() && cell.stdout.starts_with(&format!("ok {client} IPv{family}")),
+            "{client} over IPv{family}, {mode}: ({}):\n{}\ntracker log:\n{}",
+            cell.status,
+            cell.output(),
+            tracker.stderr()
+        );
+        if *with_passkey {
+            // The private cells so far each credited the user with one completion.
+            let users = private.get("/users").json();
+            assert_eq!(
+                users["users"][0]["completed"],
+                n as u64 - 1,
+                "{client} IPv{family}: {users}"
+            );
+        }
+    }
+}
