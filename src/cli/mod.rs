@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::swarm::SwarmConfig;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tinytracker",
@@ -188,7 +190,7 @@ pub struct ServeArgs {
         long,
         value_name = "SECS",
         env = "TINYTRACKER_INTERVAL",
-        default_value_t = 1800,
+        default_value_t = SwarmConfig::DEFAULT.interval_secs,
         value_parser = clap::value_parser!(u32).range(1..=86_400)
     )]
     pub interval: u32,
@@ -208,7 +210,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         env = "TINYTRACKER_DEFAULT_NUMWANT",
-        default_value_t = 50
+        default_value_t = SwarmConfig::DEFAULT.default_numwant
     )]
     pub default_numwant: usize,
 
@@ -217,7 +219,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         env = "TINYTRACKER_MAX_NUMWANT",
-        default_value_t = 200
+        default_value_t = SwarmConfig::DEFAULT.max_numwant
     )]
     pub max_numwant: usize,
 
@@ -249,7 +251,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         env = "TINYTRACKER_MAX_TORRENTS",
-        default_value_t = 1_000_000
+        default_value_t = SwarmConfig::DEFAULT.max_torrents
     )]
     pub max_torrents: usize,
 
@@ -258,7 +260,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         env = "TINYTRACKER_MAX_PEERS_PER_IP",
-        default_value_t = 16
+        default_value_t = SwarmConfig::DEFAULT.max_peers_per_ip
     )]
     pub max_peers_per_ip: usize,
 

@@ -33,21 +33,25 @@ pub struct SwarmConfig {
     pub max_peers_per_ip: usize,
 }
 
-/// The command line's defaults: interval 1800 s, min interval 900 s, peer timeout 3600 s,
-/// numwant 50 (at most 200), every torrent served, at most 1,000,000 torrents and 16 peers
-/// from one address in a torrent.
+impl SwarmConfig {
+    /// The defaults, which are the command line's: interval 1800 s, min interval 900 s, peer
+    /// timeout 3600 s, numwant 50 (at most 200), every torrent served, at most 1,000,000 torrents
+    /// and 16 peers from one address in a torrent.
+    pub const DEFAULT: SwarmConfig = SwarmConfig {
+        interval_secs: 1800,
+        min_interval_secs: 900,
+        peer_timeout_secs: 3600,
+        default_numwant: 50,
+        max_numwant: 200,
+        registered_only: false,
+        max_torrents: 1_000_000,
+        max_peers_per_ip: 16,
+    };
+}
+
 impl Default for SwarmConfig {
     fn default() -> Self {
-        SwarmConfig {
-            interval_secs: 1800,
-            min_interval_secs: 900,
-            peer_timeout_secs: 3600,
-            default_numwant: 50,
-            max_numwant: 200,
-            registered_only: false,
-            max_torrents: 1_000_000,
-            max_peers_per_ip: 16,
-        }
+        SwarmConfig::DEFAULT
     }
 }
 
@@ -502,11 +506,6 @@ impl Swarm {
         Some((canonical, removed.peers.len()))
     }
 
-    /// Torrents held right now.
-    pub fn torrent_count(&self) -> usize {
-        self.torrents.load(Ordering::Relaxed)
-    }
-
     pub fn contains(&self, hash: &InfoHash) -> bool {
         let shard = self.shard_to_read(hash);
         shard.contains_key(hash) || shard.aliases.contains_key(hash)
@@ -880,7 +879,7 @@ mod tests {
             (3, 0),
             "registered torrents stay without peers"
         );
-        assert_eq!(swarm.torrent_count(), 3);
+        assert_eq!(swarm.torrents.load(Ordering::Relaxed), 3);
     }
 
     #[test]
@@ -892,7 +891,7 @@ mod tests {
         ann(&swarm, &req(1, 1, 5, Event::Stopped), NOW);
         ann(&swarm, &req(2, 1, 5, Event::Stopped), NOW);
         assert_eq!(swarm.totals(), (1, 0));
-        assert_eq!(swarm.torrent_count(), 1);
+        assert_eq!(swarm.torrents.load(Ordering::Relaxed), 1);
     }
 
     #[test]
@@ -914,7 +913,11 @@ mod tests {
         ann(&swarm, &req(0, 2, 5, Event::Started), NOW);
         ann(&swarm, &req(1, 1, 5, Event::Stopped), NOW);
         ann(&swarm, &req(9, 1, 5, Event::Started), NOW);
-        assert_eq!(swarm.torrent_count(), 3, "a freed place can be taken");
+        assert_eq!(
+            swarm.torrents.load(Ordering::Relaxed),
+            3,
+            "a freed place can be taken"
+        );
     }
 
     #[test]

@@ -247,10 +247,6 @@ impl Users {
         users
     }
 
-    pub fn id_of(&self, name: &str) -> Option<UserId> {
-        self.read().by_name.get(name).copied()
-    }
-
     /// Everything worth saving: the users and the revoked passkeys.
     pub fn snapshot(&self) -> (Vec<User>, Vec<(Passkey, String)>) {
         let inner = self.read();
@@ -424,7 +420,7 @@ mod tests {
             Err(ProtocolError::PasskeyRevoked)
         );
         let id = copy.resolve(Some(rotated.passkey.as_str()), NOW).unwrap();
-        assert_eq!(copy.id_of("erin"), Some(id));
+        assert_eq!(copy.read().by_name.get("erin"), Some(&id));
         assert_eq!(copy.list()[0].uploaded, 7);
     }
 }
