@@ -191,29 +191,18 @@ impl Users {
         let mut inner = self.lock();
         let id = inner.id(name)?;
         let new_key = Passkey::generate();
-        let old_key = inner
-            .by_id
-            .get(&id)
-            .map(|u| u.passkey)
-            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        let user = inner.user_mut(name)?;
+        let old_key = std::mem::replace(&mut user.passkey, new_key);
+        let user = user.clone();
         inner.by_passkey.remove(&old_key);
         inner.revoked.insert(old_key, name.to_owned());
         inner.by_passkey.insert(new_key, id);
-        let user = inner
-            .by_id
-            .get_mut(&id)
-            .ok_or_else(|| UserError::NotFound(name.into()))?;
-        user.passkey = new_key;
-        Ok(user.clone())
+        Ok(user)
     }
 
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, UserError> {
         let mut inner = self.lock();
-        let id = inner.id(name)?;
-        let user = inner
-            .by_id
-            .get_mut(&id)
-            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        let user = inner.user_mut(name)?;
         user.disabled = disabled;
         Ok(user.clone())
     }
@@ -286,6 +275,13 @@ impl Inner {
         self.by_name
             .get(name)
             .copied()
+            .ok_or_else(|| UserError::NotFound(name.to_owned()))
+    }
+
+    fn user_mut(&mut self, name: &str) -> Result<&mut User, UserError> {
+        let id = self.id(name)?;
+        self.by_id
+            .get_mut(&id)
             .ok_or_else(|| UserError::NotFound(name.to_owned()))
     }
 }
