@@ -9,8 +9,10 @@
 //! - [`protocol`]: pure wire and file formats, no I/O: announce and scrape parsing and answers,
 //!   bencode, typed 20-byte ids, `.torrent` metainfo, the Python original's text forms of hashes,
 //!   HTTP/1.1 request reading and response writing.
-//! - [`store`]: the state in memory and on disk: the sharded swarm and its peer sets, users and
-//!   passkeys, the state file (load, atomic save, lock) and the export back to the original.
+//! - [`store`]: the state in memory and on disk: the sharded swarm and its peer sets, a torrent's
+//!   metadata ([`store::info`]: one record, one change), users and passkeys, the state file (one
+//!   set of serde types read and write it: load, streamed atomic save, lock) and the export back to
+//!   the original.
 //! - [`api`]: from a request to an answer: routing, who may call what ([`api::access`]), the admin
 //!   handlers, metrics, the JSON payloads, and [`api::app::App`], the shared application.
 //! - [`net`]: the per-worker `mio` event loops that read requests and write answers.

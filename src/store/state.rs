@@ -86,7 +86,7 @@ impl PendingEntry {
 /// the last entry is kept, as JSON readers do, and the load warns about it.
 #[derive(Debug, Default)]
 pub struct TorrentMap {
-    pub entries: BTreeMap<String, TorrentEntry<'static>>,
+    pub entries: BTreeMap<String, TorrentEntry>,
     pub duplicates: Vec<String>,
 }
 
@@ -109,7 +109,7 @@ impl<'de> Deserialize<'de> for TorrentMap {
                 mut map: A,
             ) -> Result<TorrentMap, A::Error> {
                 let mut out = TorrentMap::default();
-                while let Some((key, entry)) = map.next_entry::<String, TorrentEntry<'static>>()? {
+                while let Some((key, entry)) = map.next_entry::<String, TorrentEntry>()? {
                     if out.entries.insert(key.clone(), entry).is_some() {
                         out.duplicates.push(key);
                     }
@@ -154,13 +154,15 @@ impl UserEntry {
     }
 }
 
+/// A torrent. Read with its peers as a `Vec`; written with them as [`PeersOut`], each peer made
+/// into its [`PeerEntry`] as it is written.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TorrentEntry<'a> {
+pub struct TorrentEntry<P = Vec<PeerEntry<'static>>> {
     #[serde(default)]
     pub info: InfoObject,
     #[serde(default)]
-    pub peers_info: Vec<PeerEntry<'a>>,
+    pub peers_info: P,
     /// Written for people and scripts; ignored on load.
     #[serde(default, deserialize_with = "ignored")]
     pub stats: PeerStats,
@@ -193,49 +195,64 @@ pub struct PeerStats {
     pub completed: u64,
 }
 
-impl<'a> TorrentEntry<'a> {
+impl<'a> TorrentEntry<PeersOut<'a>> {
     /// The entry of `t`; peers name their user (`names`: by user id).
-    fn of(t: TorrentSnapshot, names: &HashMap<UserId, &'a str>) -> TorrentEntry<'a> {
+    fn of(t: TorrentSnapshot, names: &'a HashMap<UserId, &'a str>) -> Self {
         let mut stats = PeerStats {
             peers: t.peers.len(),
             completed: t.completions,
             ..PeerStats::default()
         };
-        let peers_info = t
-            .peers
-            .iter()
-            .map(|p| {
-                if p.is_seeder() {
-                    stats.complete += 1;
-                } else {
-                    stats.incomplete += 1;
-                }
-                stats.uploaded += u128::from(p.uploaded);
-                stats.downloaded += u128::from(p.downloaded);
-                PeerEntry {
-                    peer_id: Shown::Value(p.peer_id),
-                    ip: Shown::Value(p.addr.ip()),
-                    port: p.addr.port().into(),
-                    last_seen: p.last_seen_unix.into(),
-                    uploaded: p.uploaded.into(),
-                    downloaded: p.downloaded.into(),
-                    left: p.left.into(),
-                    is_seeder: p.is_seeder(),
-                    completed: p.completed,
-                    user: names.get(&p.user).map(|n| Shown::Value(*n)),
-                }
-            })
-            .collect();
+        for p in &t.peers {
+            if p.is_seeder() {
+                stats.complete += 1;
+            } else {
+                stats.incomplete += 1;
+            }
+            stats.uploaded += u128::from(p.uploaded);
+            stats.downloaded += u128::from(p.downloaded);
+        }
         TorrentEntry {
             info: InfoObject {
                 info_hash: t.info_hash.to_hex(),
                 info: t.info,
             },
-            peers_info,
+            peers_info: PeersOut {
+                peers: t.peers,
+                names,
+            },
             stats,
             completions: t.completions,
             registered: t.registered,
         }
+    }
+}
+
+/// A torrent's peers as a save writes them.
+pub struct PeersOut<'a> {
+    peers: Vec<Peer>,
+    names: &'a HashMap<UserId, &'a str>,
+}
+
+impl Serialize for PeersOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.peers.len()))?;
+        for p in &self.peers {
+            seq.serialize_element(&PeerEntry {
+                peer_id: Shown::Value(p.peer_id),
+                ip: Shown::Value(p.addr.ip()),
+                port: p.addr.port().into(),
+                last_seen: p.last_seen_unix.into(),
+                uploaded: p.uploaded.into(),
+                downloaded: p.downloaded.into(),
+                left: p.left.into(),
+                is_seeder: p.is_seeder(),
+                completed: p.completed,
+                user: self.names.get(&p.user).map(|n| Shown::Value(*n)),
+            })?;
+        }
+        seq.end()
     }
 }
 
@@ -280,9 +297,49 @@ impl<T: fmt::Display> Shown<T> {
 impl<T: fmt::Display> Serialize for Shown<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Shown::Value(v) => s.collect_str(v),
+            Shown::Value(v) => {
+                // Formatted on the stack first: serde_json escapes each piece a `Display` writes
+                // on its own, and an address is seven of them.
+                let mut text = StackText::default();
+                match fmt::write(&mut text, format_args!("{v}")) {
+                    Ok(()) => s.serialize_str(text.as_str()),
+                    Err(_) => s.collect_str(v),
+                }
+            }
             Shown::Read(text) => s.serialize_str(text),
         }
+    }
+}
+
+/// Up to 64 bytes of text, on the stack; longer text is an error (and written another way).
+struct StackText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `str`s are ever copied in.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        let end = self.len + piece.len();
+        let room = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(piece.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
