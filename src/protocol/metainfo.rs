@@ -202,6 +202,35 @@ pub fn parse_magnet(link: &str) -> Result<Magnet, MagnetError> {
     })
 }
 
+/// A magnet link (BEP 9, and BEP 52's `urn:btmh:` for a v2 hash): `xt` for each hash, `dn` the
+/// name, `xl` the size and `tr` the announce URL. The hashes are hex (nothing to escape); the rest
+/// is form-encoded by the `url` crate, as [`parse_magnet`] reads it.
+pub fn magnet_link(
+    v1: Option<&InfoHash>,
+    v2: Option<&[u8; 32]>,
+    name: &str,
+    size: u64,
+    announce: &str,
+) -> String {
+    let mut hashes = Vec::new();
+    if let Some(v1) = v1 {
+        hashes.push(format!("xt=urn:btih:{}", v1.to_hex()));
+    }
+    if let Some(v2) = v2 {
+        // Multihash: 0x12 is SHA-256, 0x20 its 32 bytes.
+        hashes.push(format!("xt=urn:btmh:1220{}", hex(v2)));
+    }
+    let link = format!("magnet:?{}", hashes.join("&"));
+    // The serializer puts `&` between what is there after "magnet:?" and each pair it adds.
+    let mut rest = url::form_urlencoded::Serializer::for_suffix(link, "magnet:?".len());
+    if !name.is_empty() {
+        rest.append_pair("dn", name);
+    }
+    rest.append_pair("xl", &size.to_string());
+    rest.append_pair("tr", announce);
+    rest.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +371,31 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(utf8.name.as_deref(), Some("データ"), "the first dn counts");
+    }
+
+    #[test]
+    fn a_magnet_link_reads_back() {
+        let v1 = InfoHash([0xab; 20]);
+        let link = magnet_link(
+            Some(&v1),
+            Some(&[0xcd; 32]),
+            "a b&c=d データ",
+            42,
+            "http://t.example/pk/announce?x=1",
+        );
+        assert!(
+            link.starts_with(&format!(
+                "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&dn=a+b%26c%3Dd+",
+                "ab".repeat(20),
+                "cd".repeat(32)
+            )),
+            "{link}"
+        );
+        let back = parse_magnet(&link).unwrap();
+        assert_eq!(back.info_hash, v1);
+        assert_eq!(back.name.as_deref(), Some("a b&c=d データ"));
+        let url = url::Url::parse(&link).unwrap();
+        let tr = url.query_pairs().find(|(k, _)| k == "tr").unwrap().1;
+        assert_eq!(tr, "http://t.example/pk/announce?x=1");
     }
 }
