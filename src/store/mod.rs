@@ -5,4 +5,5 @@ pub mod info;
 pub mod peers;
 pub mod state;
 pub mod swarm;
+pub mod torrent_files;
 pub mod users;
