@@ -127,6 +127,7 @@ fn info_update(fields: &Map<String, Value>, v2: Option<[u8; 32]>) -> Result<Info
         comment: text_field(fields, "comment")?,
         created_by: text_field(fields, "created_by")?,
         v2,
+        stored: None,
     })
 }
 

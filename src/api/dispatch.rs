@@ -24,6 +24,8 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub allow: Option<&'static str>,
+    /// A download's file name (sent as `Content-Disposition: attachment`).
+    pub file_name: Option<String>,
     /// Start the graceful shutdown once this reply is on its way.
     pub then_shut_down: bool,
     /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
@@ -38,6 +40,7 @@ impl Reply {
             content_type: "text/plain",
             body,
             allow: None,
+            file_name: None,
             then_shut_down: false,
             refused: None,
         }
@@ -59,6 +62,7 @@ impl Reply {
             content_type: "application/json",
             body,
             allow: None,
+            file_name: None,
             then_shut_down: false,
             refused: None,
         }
@@ -87,6 +91,7 @@ impl Reply {
             status: self.status,
             content_type: self.content_type,
             allow: self.allow,
+            file_name: self.file_name.as_deref(),
             body: &self.body,
         }
     }

@@ -191,6 +191,8 @@ pub struct Response<'a> {
     pub status: u16,
     pub content_type: &'a str,
     pub allow: Option<&'a str>,
+    /// A download's file name: `Content-Disposition: attachment` with it.
+    pub file_name: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -209,6 +211,13 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, 
     if let Some(allow) = response.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
+    if let Some(name) = response.file_name {
+        let _ = write!(
+            out,
+            "Content-Disposition: {}\r\n",
+            content_disposition(name)
+        );
+    }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if http10 {
@@ -216,6 +225,31 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, 
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(response.body);
+}
+
+/// `attachment` with a file name any name can be given safely (RFC 6266): `filename` is an ASCII
+/// stand-in (what is not a plain printable character becomes `_`), `filename*` the name itself,
+/// UTF-8 and percent-encoded. No quote, backslash, control character or line break gets through.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for &b in name.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// The interim answer to `Expect: 100-continue`.
@@ -245,6 +279,22 @@ fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_name_cannot_break_out_of_its_header() {
+        assert_eq!(
+            content_disposition("plain.torrent"),
+            "attachment; filename=\"plain.torrent\"; filename*=UTF-8''plain.torrent"
+        );
+        let hostile = "a\"b\\c\r\nSet-Cookie: x=1; データ.torrent";
+        let header = content_disposition(hostile);
+        assert!(!header.contains(['\r', '\n']), "{header}");
+        assert_eq!(header.matches('"').count(), 2, "{header}");
+        assert!(header.starts_with("attachment; filename=\"a_b_c__Set-Cookie: x=1; ___.torrent\";"));
+        let encoded = header.split("filename*=UTF-8''").nth(1).unwrap();
+        let decoded = crate::protocol::percent_decode(encoded.as_bytes()).into_owned();
+        assert_eq!(String::from_utf8(decoded).unwrap(), hostile);
+    }
 
     fn complete(input: &[u8]) -> (Request, usize) {
         match parse(input, 64) {
@@ -353,6 +403,7 @@ mod tests {
     fn responses_carry_length_and_connection() {
         let mut out = Vec::new();
         let response = Response {
+            file_name: None,
             status: 405,
             content_type: "application/json",
             allow: Some("GET"),

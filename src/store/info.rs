@@ -34,6 +34,9 @@ pub struct TorrentInfo {
         with = "v2_hex"
     )]
     pub v2: Option<[u8; 32]>,
+    /// Its `.torrent` file is kept in the stored-files directory ([`crate::store::torrent_files`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stored: bool,
 }
 
 /// A change to a [`TorrentInfo`]: `None` leaves a field as it is.
@@ -61,6 +64,9 @@ pub struct InfoUpdate {
         with = "v2_hex"
     )]
     pub v2: Option<[u8; 32]>,
+    /// Set when the `.torrent` file is stored (an upload), or cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<bool>,
 }
 
 impl TorrentInfo {
@@ -74,6 +80,7 @@ impl TorrentInfo {
             comment,
             created_by,
             v2,
+            stored,
         } = update;
         fn set<T>(field: &mut T, new: Option<T>) {
             if let Some(new) = new {
@@ -87,6 +94,7 @@ impl TorrentInfo {
         set(&mut self.comment, comment);
         set(&mut self.created_by, created_by);
         self.v2 = v2.or(self.v2);
+        set(&mut self.stored, stored);
     }
 }
 

@@ -1078,6 +1078,7 @@ mod tests {
                 comment: "c".into(),
                 created_by: "me".into(),
                 v2: Some([0x5a; 32]),
+                stored: true,
             },
             completions: 3,
             peers: vec![peer],

@@ -506,6 +506,20 @@ impl Swarm {
         Some((canonical, removed.peers.len()))
     }
 
+    /// The torrent `hash` names (either of a hybrid's hashes): its own hash, its metadata and
+    /// whether an operator registered it.
+    pub fn info(&self, hash: &InfoHash) -> Option<(InfoHash, TorrentInfo, bool)> {
+        let shard = self.shard_to_read(hash);
+        if let Some(t) = shard.get(hash) {
+            return Some((*hash, t.info.clone(), t.registered));
+        }
+        let canonical = *shard.aliases.get(hash)?;
+        drop(shard);
+        let shard = self.shard_to_read(&canonical);
+        let t = shard.get(&canonical)?;
+        Some((canonical, t.info.clone(), t.registered))
+    }
+
     pub fn contains(&self, hash: &InfoHash) -> bool {
         let shard = self.shard_to_read(hash);
         shard.contains_key(hash) || shard.aliases.contains_key(hash)
