@@ -11,6 +11,7 @@ use crate::protocol::legacy;
 use crate::protocol::ScrapeCounts;
 use crate::store::info::{truncated, InfoUpdate, TorrentInfo};
 use crate::store::swarm::Swarm;
+use crate::store::torrent_files::TorrentFiles;
 use crate::store::users::{User, UserError, Users};
 
 /// Largest request body accepted, on any endpoint.
@@ -325,7 +326,7 @@ pub fn list_torrents(swarm: &Swarm, now_unix: u64) -> Value {
 }
 
 /// `DELETE /torrents/HASH` (40 hex or 32 base32): the torrent and its peers go.
-pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, ApiError> {
+pub fn remove_torrent(swarm: &Swarm, files: &TorrentFiles, text: &str) -> Result<Value, ApiError> {
     let hash = InfoHash::from_hex(text)
         .or_else(|_| InfoHash::from_base32(text))
         .map_err(|_| {
@@ -334,6 +335,10 @@ pub fn remove_torrent(swarm: &Swarm, text: &str) -> Result<Value, ApiError> {
     let (hash, peers) = swarm
         .unregister(&hash)
         .ok_or_else(|| ApiError::NotFound(format!("no torrent {hash}")))?;
+    // The index no longer names it; a file that cannot be removed is only a leftover.
+    if let Err(e) = files.remove(&hash) {
+        log::warn!("torrent {hash} was removed, but not its stored .torrent file: {e}");
+    }
     Ok(json!({ "message": "Torrent removed", "info_hash": hash.to_hex(), "peers": peers }))
 }
 
@@ -517,9 +522,14 @@ mod tests {
         let list = list_torrents(&s, NOW);
         assert_eq!(list["torrents"][0]["info_hash"], hex);
         assert_eq!(list["torrents"][0]["registered"], true);
-        assert_eq!(remove_torrent(&s, &hex).unwrap()["peers"], 0);
-        assert_eq!(remove_torrent(&s, &hex).unwrap_err().status(), 404);
-        assert_eq!(remove_torrent(&s, "zz").unwrap_err().status(), 400);
+        let dir = tempfile::tempdir().unwrap();
+        let files = TorrentFiles::beside(&dir.path().join("state.json"));
+        let hash = InfoHash::from_hex(&hex).unwrap();
+        files.put(&hash, b"stored").unwrap();
+        assert_eq!(remove_torrent(&s, &files, &hex).unwrap()["peers"], 0);
+        assert!(files.list().unwrap().is_empty(), "its stored file goes too");
+        assert_eq!(remove_torrent(&s, &files, &hex).unwrap_err().status(), 404);
+        assert_eq!(remove_torrent(&s, &files, "zz").unwrap_err().status(), 400);
         assert_eq!(s.totals(), (0, 0));
     }
 

@@ -1,6 +1,7 @@
 //! The shared application: config, swarm store, saving and the shutdown signal.
 //! One `Arc<App>` is shared by the workers, the maintenance thread and the signal handler.
 
+use crate::store::torrent_files::TorrentFiles;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -22,6 +23,8 @@ pub struct App {
     pub swarm: Swarm,
     pub users: Users,
     pub metrics: Metrics,
+    /// Stored `.torrent` files, beside the state file.
+    pub files: TorrentFiles,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save, so saves are written in the order they were taken; inside,
@@ -44,6 +47,7 @@ pub struct SaveReport {
 impl App {
     pub fn new(config: Config, swarm: Swarm, users: Users, loaded_legacy_file: bool) -> App {
         App {
+            files: TorrentFiles::beside(&config.state_file),
             config,
             swarm,
             users,

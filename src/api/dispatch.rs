@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::api::access;
 use crate::api::admin;
 use crate::api::app::App;
+use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges, Outcome};
 use crate::api::routes::{self, Route};
 use crate::error::{ApiError, ProtocolError};
@@ -122,6 +123,7 @@ pub struct Prepared {
     /// The Host header, for announce URLs when no --public-url is set; only a Host that passes
     /// the check of `access::host_allowed` (a rebound page's name is not handed out).
     host: Option<String>,
+    content_type: Option<String>,
     body: Vec<u8>,
 }
 
@@ -148,6 +150,9 @@ impl Prepared {
             // /metrics is for operators unless made public.
             let admin_only = match route {
                 Route::Stats => app.config.require_passkey,
+                // A passkey download checks its passkey itself; the other one is for operators
+                // on a private tracker, anyone's on an open one.
+                Route::Download { passkey: None, .. } => app.config.require_passkey,
                 Route::Metrics => !app.config.public_metrics,
                 _ => route.is_admin(),
             };
@@ -177,6 +182,7 @@ impl Prepared {
                 .header("Accept")
                 .is_some_and(|v| v.contains("application/json")),
             host: host.filter(|_| host_ok).map(str::to_owned),
+            content_type: request.header("Content-Type").map(str::to_owned),
             path,
             query,
             client,
@@ -192,6 +198,7 @@ impl Prepared {
             Ok(Route::Stats) if !app.config.require_passkey => Queue::Public,
             Ok(
                 Route::SaveState
+                | Route::UploadTorrent
                 | Route::Stats
                 | Route::Metrics
                 | Route::ListTorrents
@@ -241,6 +248,7 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
     let content_type = match route {
         Route::Announce { .. } | Route::Metrics => "text/plain",
         Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
+        Route::Download { .. } => index::TORRENT_TYPE,
         _ => "application/json",
     };
     let mut reply = Reply::plain(Vec::new());
@@ -258,6 +266,15 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
             return announce(app, &req.query, passkey.as_deref(), req.client.ip, now)
         }
         Route::Scrape { passkey } => return scrape(app, req, passkey.as_deref(), now),
+        Route::Download { hash, passkey } => {
+            return download(app, req, &hash, passkey.as_deref(), now)
+        }
+        Route::UploadTorrent => {
+            return match index::upload(app, req.content_type.as_deref(), body, now) {
+                Ok((status, value)) => Reply::json(status, &value),
+                Err(e) => Reply::error(e),
+            }
+        }
         Route::Stats => Ok(admin::stats(swarm, now)),
         Route::Metrics => {
             let (torrents, seeders, leechers) = swarm.counts();
@@ -285,10 +302,35 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base()),
         Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base()),
         Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
-        Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &hash),
+        Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &app.files, &hash),
     };
     match result {
         Ok(value) => Reply::json(success, &value),
+        Err(e) => Reply::error(e),
+    }
+}
+
+/// A stored `.torrent` with the announce URL of the passkey's user in it (on an open tracker, an
+/// unknown passkey or none gives the plain announce URL).
+fn download(app: &App, req: &Prepared, hash: &str, passkey: Option<&str>, now: u64) -> Reply {
+    let base = announce_base(app, req);
+    let plain = format!("{}/announce", base.url);
+    let announce_url = match passkey {
+        Some(key) => match app.users.resolve(Some(key), now) {
+            Ok(_) => format!("{}/{key}/announce", base.url),
+            Err(e) if app.config.require_passkey => {
+                return Reply::error(ApiError::Forbidden(e.to_string()))
+            }
+            Err(_) => plain,
+        },
+        None => plain,
+    };
+    match index::download(app, hash, &announce_url, &base) {
+        Ok(download) => Reply {
+            content_type: index::TORRENT_TYPE,
+            file_name: Some(download.file_name),
+            ..Reply::plain(download.bytes)
+        },
         Err(e) => Reply::error(e),
     }
 }

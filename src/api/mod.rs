@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod dispatch;
+pub mod index;
 pub mod metrics;
 pub mod routes;
 

@@ -27,6 +27,13 @@ pub enum Route {
     /// `POST /torrents`, and `POST /add_torrent_info` (the Python tracker's path) for its client.
     RegisterTorrent,
     RemoveTorrent(String),
+    /// `POST /api/v1/torrents`: a `.torrent` file to store and register.
+    UploadTorrent,
+    /// `GET /<passkey>/download/<hash>`, or `GET /api/v1/torrents/<hash>/download` (no passkey).
+    Download {
+        hash: String,
+        passkey: Option<String>,
+    },
 }
 
 impl Route {
@@ -35,7 +42,7 @@ impl Route {
     pub fn is_admin(&self) -> bool {
         !matches!(
             self,
-            Route::Announce { .. } | Route::Scrape { .. } | Route::Stats
+            Route::Announce { .. } | Route::Scrape { .. } | Route::Stats | Route::Download { .. }
         )
     }
 
@@ -108,6 +115,27 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                 _ => None,
             },
         ),
+        ["api", "v1", "torrents"] => ("POST", (method == "POST").then_some(Route::UploadTorrent)),
+        ["api", "v1", "torrents", hash, "download"] => (
+            "GET, HEAD",
+            get(
+                method,
+                Route::Download {
+                    hash: (*hash).to_owned(),
+                    passkey: None,
+                },
+            ),
+        ),
+        [passkey, "download", hash] => (
+            "GET, HEAD",
+            get(
+                method,
+                Route::Download {
+                    hash: (*hash).to_owned(),
+                    passkey: Some((*passkey).to_owned()),
+                },
+            ),
+        ),
         ["torrents", hash] => (
             "DELETE",
             (method == "DELETE").then(|| Route::RemoveTorrent((*hash).to_owned())),
@@ -149,6 +177,21 @@ mod tests {
         assert_eq!(ok("GET", "/metrics"), Route::Metrics);
         assert!(ok("GET", "/metrics").is_admin(), "unless --public-metrics");
         assert_eq!(ok("POST", "/add_torrent_info"), Route::RegisterTorrent);
+        assert_eq!(ok("POST", "/api/v1/torrents"), Route::UploadTorrent);
+        assert_eq!(
+            ok("GET", "/pk/download/ab"),
+            Route::Download {
+                hash: "ab".into(),
+                passkey: Some("pk".into())
+            }
+        );
+        assert_eq!(
+            ok("HEAD", "/api/v1/torrents/ab/download"),
+            Route::Download {
+                hash: "ab".into(),
+                passkey: None
+            }
+        );
         assert_eq!(ok("GET", "/save_state"), Route::SaveState);
         assert_eq!(ok("POST", "/save_state"), Route::SaveState);
         assert_eq!(ok("POST", "/shutdown"), Route::Shutdown);

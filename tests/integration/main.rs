@@ -10,6 +10,7 @@ mod browser;
 mod e2e;
 mod export;
 mod hostile;
+mod index;
 mod persistence;
 mod private;
 mod readme;
