@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 
 use tinytracker::ids::{InfoHash, PeerId};
+use tinytracker::protocol::torrent_file;
 use tinytracker::swarm::{Swarm, SwarmConfig};
 use tinytracker::users::Users;
 use tinytracker::{admin, bencode, http, legacy, metainfo, protocol, state};
@@ -86,6 +87,41 @@ proptest! {
         if let Ok(meta) = metainfo::parse(&bytes) {
             prop_assert!(meta.v1.is_some() || meta.v2.is_some());
         }
+    }
+
+    #[test]
+    fn a_served_torrent_keeps_its_info_hash(
+        name in prop::collection::vec(any::<u8>(), 1..24),
+        length in 1u64..1 << 40,
+        top in prop::collection::vec(("[a-z -]{1,12}", prop::collection::vec(any::<u8>(), 0..16)), 0..6),
+        announce in "[ -~]{0,80}",
+        title in proptest::option::of(".{0,40}"),
+    ) {
+        // A torrent with random top-level keys, in any order, some of them the ones a download replaces.
+        let mut info = b"d6:lengthi".to_vec();
+        info.extend_from_slice(format!("{length}e4:name{}:", name.len()).as_bytes());
+        info.extend_from_slice(&name);
+        info.extend_from_slice(b"12:piece lengthi16384e6:pieces20:AAAAAAAAAAAAAAAAAAAAe");
+        let mut file = b"d".to_vec();
+        for (key, value) in &top {
+            file.extend_from_slice(format!("{}:{key}{}:", key.len(), value.len()).as_bytes());
+            file.extend_from_slice(value);
+        }
+        file.extend_from_slice(b"4:info");
+        file.extend_from_slice(&info);
+        file.push(b'e');
+        let Ok(stored) = metainfo::parse(&file) else {
+            // Only a repeated key ahead of `info` can make this no torrent.
+            return Ok(());
+        };
+        let served = torrent_file::personalize(&file, &torrent_file::Personal {
+            announce: &announce,
+            title: title.as_deref(),
+            ..torrent_file::Personal::default()
+        }).expect("a torrent can always be served");
+        let again = metainfo::parse(&served).expect("a served file is a torrent");
+        prop_assert_eq!(again.v1, stored.v1);
+        prop_assert!(served.windows(info.len()).any(|w| w == &info[..]));
     }
 
     #[test]
