@@ -172,6 +172,10 @@ impl Prepared {
             }
             Ok(route)
         });
+        // Read by uploads only: announces copy nothing more.
+        let content_type = matches!(route, Ok(Route::UploadTorrent))
+            .then(|| request.header("Content-Type").map(str::to_owned))
+            .flatten();
         let host = request.header("Host");
         let host_ok = access::host_allowed(&app.config.access, host);
         Prepared {
@@ -182,7 +186,7 @@ impl Prepared {
                 .header("Accept")
                 .is_some_and(|v| v.contains("application/json")),
             host: host.filter(|_| host_ok).map(str::to_owned),
-            content_type: request.header("Content-Type").map(str::to_owned),
+            content_type,
             path,
             query,
             client,
