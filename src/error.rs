@@ -34,6 +34,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// No credentials, or ones that do not work (sent with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -48,6 +51,9 @@ pub enum ApiError {
     MisdirectedRequest(String),
     #[error("{0}")]
     Internal(String),
+    /// The service cannot answer now (a store that is gone, too many event subscribers).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -55,6 +61,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => 400,
             ApiError::BodyTooLarge { .. } => 413,
+            ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
@@ -62,6 +69,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::MisdirectedRequest(_) => 421,
             ApiError::Internal(_) => 500,
+            ApiError::Unavailable(_) => 503,
         }
     }
 }

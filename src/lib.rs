@@ -32,5 +32,5 @@ pub mod store;
 pub use api::{access, admin, app, config, dispatch, metrics, routes};
 pub use cli::{admin_client, operator, register};
 pub use net::server;
-pub use protocol::{bencode, http, ids, legacy, metainfo};
+pub use protocol::{bencode, http, ids, legacy, metainfo, multipart};
 pub use store::{export, info, peers, state, swarm, users};

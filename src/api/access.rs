@@ -177,7 +177,7 @@ pub fn short(text: &str) -> String {
 }
 
 /// Compares without stopping at the first difference, so the time taken does not reveal a prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

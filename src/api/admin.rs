@@ -128,7 +128,7 @@ fn info_update(fields: &Map<String, Value>, v2: Option<[u8; 32]>) -> Result<Info
         comment: text_field(fields, "comment")?,
         created_by: text_field(fields, "created_by")?,
         v2,
-        stored: None,
+        ..crate::api::metadata::editable(fields)?
     })
 }
 
@@ -222,8 +222,8 @@ impl AnnounceBase {
     }
 }
 
-/// A user as the admin API shows it; `announce_base` is where clients reach the tracker.
-fn user_json(user: &User, announce_base: &str) -> Value {
+/// A user as the API shows them; `announce_base` is where clients reach the tracker.
+pub fn user_json(user: &User, announce_base: &str) -> Value {
     json!({
         "name": user.name,
         "passkey": user.passkey.as_str(),
@@ -234,6 +234,7 @@ fn user_json(user: &User, announce_base: &str) -> Value {
         "downloaded": user.downloaded,
         "completed": user.completed,
         "disabled": user.disabled,
+        "has_api_token": user.token_hash.is_some(),
     })
 }
 
@@ -259,8 +260,37 @@ pub fn create_user(
         Some(_) => return Err(ApiError::BadRequest("name must be a string".into())),
         None => return Err(ApiError::BadRequest("missing name".into())),
     };
-    let user = users.create(name, now_unix).map_err(user_error)?;
+    users.create(name, now_unix).map_err(user_error)?;
+    // Every user gets an API token at once; it is shown only in this answer.
+    let (user, token) = users.issue_token(name).map_err(user_error)?;
+    let mut answer = user_json(&user, &announce_base.url);
+    answer["api_token"] = json!(token);
+    Ok(announce_base.annotate(answer))
+}
+
+/// `GET /api/v1/users/NAME`.
+pub fn show_user(
+    users: &Users,
+    name: &str,
+    announce_base: &AnnounceBase,
+) -> Result<Value, ApiError> {
+    let user = users
+        .find(name)
+        .ok_or_else(|| user_error(UserError::NotFound(name.to_owned())))?;
     Ok(announce_base.annotate(user_json(&user, &announce_base.url)))
+}
+
+/// `POST /api/v1/users/NAME/token` and `POST /api/v1/me/token`: a new API token (shown only in
+/// this answer); the old one stops working.
+pub fn issue_token(
+    users: &Users,
+    name: &str,
+    announce_base: &AnnounceBase,
+) -> Result<Value, ApiError> {
+    let (user, token) = users.issue_token(name).map_err(user_error)?;
+    let mut answer = user_json(&user, &announce_base.url);
+    answer["api_token"] = json!(token);
+    Ok(announce_base.annotate(answer))
 }
 
 /// `GET /users`: every user with their totals, by name.

@@ -33,4 +33,8 @@ pub struct Config {
     pub public_metrics: bool,
     /// Where clients reach the tracker; `None`: taken from the request.
     pub public_url: Option<url::Url>,
+    /// Users (by their API token) may upload, and edit their own uploads.
+    pub user_uploads: bool,
+    /// Largest upload body, in bytes.
+    pub max_upload: usize,
 }

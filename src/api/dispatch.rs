@@ -11,12 +11,13 @@ use crate::api::admin;
 use crate::api::app::App;
 use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges, Outcome};
-use crate::api::routes::{self, Route};
+use crate::api::routes::{self, Need, Route};
+use crate::api::{feeds, openapi};
 use crate::error::{ApiError, ProtocolError};
 use crate::protocol;
 use crate::protocol::http;
 use crate::store::swarm::canonical_ip;
-use crate::store::users::UserId;
+use crate::store::users::{self, User, UserId};
 
 /// What a handler decided, before it is written to the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Reply {
     pub allow: Option<&'static str>,
     /// A download's file name (sent as `Content-Disposition: attachment`).
     pub file_name: Option<String>,
+    /// Further headers (CORS, `WWW-Authenticate`, caching).
+    pub headers: Vec<(&'static str, String)>,
     /// Start the graceful shutdown once this reply is on its way.
     pub then_shut_down: bool,
     /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
@@ -42,6 +45,7 @@ impl Reply {
             body,
             allow: None,
             file_name: None,
+            headers: Vec::new(),
             then_shut_down: false,
             refused: None,
         }
@@ -64,6 +68,7 @@ impl Reply {
             body,
             allow: None,
             file_name: None,
+            headers: Vec::new(),
             then_shut_down: false,
             refused: None,
         }
@@ -71,10 +76,23 @@ impl Reply {
 
     pub fn error(e: ApiError) -> Reply {
         let mut reply = Reply::json(e.status(), &json!({ "error": e.to_string() }));
-        if let ApiError::MethodNotAllowed { allow, .. } = e {
-            reply.allow = Some(allow);
+        match e {
+            ApiError::MethodNotAllowed { allow, .. } => reply.allow = Some(allow),
+            ApiError::Unauthorized(_) => reply
+                .headers
+                .push(("WWW-Authenticate", "Bearer realm=\"tinytracker\"".into())),
+            _ => {}
         }
         reply
+    }
+
+    /// A reply of `content_type` with `body`.
+    pub fn typed(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            ..Reply::plain(body)
+        }
     }
 
     /// How `/metrics` counts this reply.
@@ -93,6 +111,7 @@ impl Reply {
             content_type: self.content_type,
             allow: self.allow,
             file_name: self.file_name.as_deref(),
+            headers: &self.headers,
             body: &self.body,
         }
     }
@@ -108,12 +127,16 @@ pub enum Queue {
     /// The public thread: anonymous whole-state work (`/stats` of an open tracker). Every
     /// request waiting there when it starts one shares that one answer.
     Public,
+    /// The index thread: listings, searches and feeds, one at a time, in order.
+    Index,
 }
 
 /// A request ready to be answered: routed and access-checked, with everything the handler needs.
 #[derive(Debug)]
 pub struct Prepared {
     route: Result<Route, ApiError>,
+    /// Who is calling, as far as the route needed to know.
+    who: Who,
     method: String,
     head_only: bool,
     path: String,
@@ -124,7 +147,20 @@ pub struct Prepared {
     /// the check of `access::host_allowed` (a rebound page's name is not handed out).
     host: Option<String>,
     content_type: Option<String>,
+    /// The `Origin` of a cross-origin request from an allowed `--cors-origin`.
+    cors_origin: Option<String>,
     body: Vec<u8>,
+}
+
+/// Who sent a request, as far as its route needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Nobody in particular (the route needs no one, or the index is open).
+    Anonymous,
+    /// An operator: the admin token, or a `--local-admin` caller.
+    Admin,
+    /// A user, by their API token.
+    User(User),
 }
 
 /// Who sent a request.
@@ -138,38 +174,16 @@ struct Client {
 }
 
 impl Prepared {
-    /// Routes `request` from `remote` and decides access (404, 405 and 403 are settled here).
+    /// Routes `request` from `remote` and decides access (404, 405, 401 and 403 are settled here).
     pub fn new(app: &App, request: http::Request, remote: SocketAddr) -> Prepared {
         let client = client(app, canonical_ip(remote.ip()), &request);
         let (path, query) = match request.target.split_once('?') {
             Some((path, query)) => (path.to_owned(), query.to_owned()),
             None => (request.target.clone(), String::new()),
         };
+        let mut who = Who::Anonymous;
         let route = routes::resolve(&request.method, &path).and_then(|route| {
-            // With passkeys required, the list of every torrent is for operators only;
-            // /metrics is for operators unless made public.
-            let admin_only = match route {
-                Route::Stats => app.config.require_passkey,
-                // A passkey download checks its passkey itself; the other one is for operators
-                // on a private tracker, anyone's on an open one.
-                Route::Download { passkey: None, .. } => app.config.require_passkey,
-                Route::Metrics => !app.config.public_metrics,
-                _ => route.is_admin(),
-            };
-            if admin_only {
-                // Only admin requests look for a token: announces skip the scan.
-                let token = token(&request, &query);
-                let caller = access::Caller {
-                    ip: client.known.then_some(client.ip),
-                    host: request.header("Host"),
-                    origin: request.header("Origin"),
-                    sec_fetch_site: request.header("Sec-Fetch-Site"),
-                    content_type: request.header("Content-Type"),
-                    json_body: route.takes_body(),
-                    token: token.as_deref(),
-                };
-                access::check(&app.config.access, &caller)?;
-            }
+            who = authorize(app, &route, &request, &query, client)?;
             Ok(route)
         });
         // Read by uploads only: announces copy nothing more.
@@ -179,7 +193,9 @@ impl Prepared {
         let host = request.header("Host");
         let host_ok = access::host_allowed(&app.config.access, host);
         Prepared {
+            cors_origin: cors_origin(app, &request),
             route,
+            who,
             head_only: request.method == "HEAD",
             method: request.method.clone(),
             wants_json: request
@@ -200,6 +216,14 @@ impl Prepared {
         match self.route {
             _ if self.head_only => Queue::Inline,
             Ok(Route::Stats) if !app.config.require_passkey => Queue::Public,
+            // Walks of the whole index, and reading a stored file: away from the announces.
+            Ok(
+                Route::Catalog
+                | Route::Totals
+                | Route::ShowTorrent(_)
+                | Route::Rss { .. }
+                | Route::Torznab,
+            ) => Queue::Index,
             Ok(
                 Route::SaveState
                 | Route::UploadTorrent
@@ -231,20 +255,155 @@ impl Prepared {
 
     /// Runs the handler. A panic in it becomes a 500 and a log line.
     pub fn run(self, app: &App) -> Reply {
+        let mut reply = self.answer(app);
+        if let Some(origin) = &self.cors_origin {
+            // A page of an allowed --cors-origin may read the answer (with its credentials).
+            reply.headers.extend([
+                ("Access-Control-Allow-Origin", origin.clone()),
+                ("Access-Control-Allow-Credentials", "true".to_owned()),
+                ("Vary", "Origin".to_owned()),
+            ]);
+        }
+        reply
+    }
+
+    fn answer(&self, app: &App) -> Reply {
         let route = match &self.route {
+            // A CORS preflight from an allowed origin: the methods the path has, and the
+            // headers the API reads. Others get the 405 (no permission) as before.
+            Err(ApiError::MethodNotAllowed { allow, .. })
+                if self.method == "OPTIONS" && self.cors_origin.is_some() =>
+            {
+                let mut reply = Reply::typed(204, "text/plain", Vec::new());
+                reply.headers.extend([
+                    ("Access-Control-Allow-Methods", (*allow).to_owned()),
+                    (
+                        "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type, Last-Event-ID".to_owned(),
+                    ),
+                    ("Access-Control-Max-Age", "600".to_owned()),
+                ]);
+                return reply;
+            }
             Err(e) => return Reply::error(e.clone()),
             Ok(route) => route.clone(),
         };
         if self.head_only {
-            return head_reply(&route, &self);
+            return head_reply(&route, self);
         }
         let path = redact(&self.path);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply_to(app, route, &self)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply_to(app, route, self)))
             .unwrap_or_else(|_| {
                 error!("handler panicked on {path}");
                 Reply::json(500, &json!({ "error": "internal error" }))
             })
     }
+}
+
+/// The largest body `request` (its head) may send: uploads by a caller allowed to upload may
+/// send `--max-upload-size`, everything else [`admin::BODY_LIMIT`]. Asked once the head is in,
+/// so a stranger cannot make the server hold more than that for them.
+pub fn body_limit(app: &App, request: &http::Request, remote: SocketAddr) -> usize {
+    if request.method != "POST" {
+        return admin::BODY_LIMIT;
+    }
+    let path = request.target.split('?').next().unwrap_or_default();
+    let query = request.target.split_once('?').map_or("", |(_, q)| q);
+    match routes::resolve(&request.method, path) {
+        Ok(route @ Route::UploadTorrent) => {
+            let client = client(app, canonical_ip(remote.ip()), request);
+            match authorize(app, &route, request, query, client) {
+                Ok(_) => app.config.max_upload.max(admin::BODY_LIMIT),
+                Err(_) => admin::BODY_LIMIT,
+            }
+        }
+        _ => admin::BODY_LIMIT,
+    }
+}
+
+/// Finds out who the caller is, as far as `route` needs: `Err` with the refusal when they may
+/// not call it. Only routes that need someone look for a token (announces skip the scan).
+fn authorize(
+    app: &App,
+    route: &Route,
+    request: &http::Request,
+    query: &str,
+    client: Client,
+) -> Result<Who, ApiError> {
+    let private = app.config.require_passkey;
+    let need = match route {
+        // With passkeys required, the list of every torrent is for operators only.
+        Route::Stats if private => Need::Admin,
+        Route::Metrics if app.config.public_metrics => Need::Nobody,
+        route => route.need(),
+    };
+    if need == Need::Nobody {
+        return Ok(Who::Anonymous);
+    }
+    let rules = &app.config.access;
+    let token = token(request, query);
+    let is_admin_token = |t: &str| {
+        rules
+            .token
+            .as_deref()
+            .is_some_and(|expected| access::constant_time_eq(expected.as_bytes(), t.as_bytes()))
+    };
+    let user = match token.as_deref() {
+        Some(t) if !is_admin_token(t) => match app.users.by_token(t) {
+            Some(user) => Some(user),
+            None if t.starts_with(users::TOKEN_PREFIX) => {
+                return Err(ApiError::Unauthorized(
+                    "invalid API token: it was rotated, or its user was disabled or removed".into(),
+                ))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let caller = access::Caller {
+        ip: client.known.then_some(client.ip),
+        host: request.header("Host"),
+        origin: request.header("Origin"),
+        sec_fetch_site: request.header("Sec-Fetch-Site"),
+        content_type: request.header("Content-Type"),
+        json_body: route.takes_body(),
+        token: token.as_deref(),
+    };
+    let admin = || access::check(rules, &caller).map(|()| Who::Admin);
+    match (need, user) {
+        (Need::Member | Need::Reader, Some(user)) => Ok(Who::User(user)),
+        (Need::Uploader, Some(user)) if app.config.user_uploads => Ok(Who::User(user)),
+        (Need::Uploader, Some(_)) => Err(ApiError::Forbidden(
+            "only operators upload to this tracker (it runs without --user-uploads)".into(),
+        )),
+        (Need::Admin, Some(_)) => Err(ApiError::Forbidden(
+            "this is for operators: a user's API token does not open it".into(),
+        )),
+        (Need::Member, None) => Err(ApiError::Unauthorized(
+            "this is a user's: send Authorization: Bearer <your API token>".into(),
+        )),
+        (Need::Reader, None) => match admin() {
+            Ok(who) => Ok(who),
+            Err(_) if !private => Ok(Who::Anonymous),
+            Err(_) if token.is_none() => Err(ApiError::Unauthorized(
+                "this tracker is private: send Authorization: Bearer <your API token>".into(),
+            )),
+            Err(e) => Err(e),
+        },
+        (Need::Admin | Need::Uploader, None) => admin(),
+        (Need::Nobody, _) => Ok(Who::Anonymous),
+    }
+}
+
+/// The `Origin` of a request from an allowed `--cors-origin` (not the tracker's own pages).
+fn cors_origin(app: &App, request: &http::Request) -> Option<String> {
+    let origin = request.header("Origin")?.trim().trim_end_matches('/');
+    let lower = origin.to_ascii_lowercase();
+    app.config
+        .access
+        .allowed_origins
+        .contains(&lower)
+        .then(|| origin.to_owned())
 }
 
 /// HEAD answers like GET would, with no body and no side effects.
@@ -253,6 +412,8 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
         Route::Announce { .. } | Route::Metrics => "text/plain",
         Route::Scrape { .. } if !wants_scrape_json(req) => "text/plain",
         Route::Download { .. } => index::TORRENT_TYPE,
+        Route::Rss { .. } => feeds::RSS_TYPE,
+        Route::Torznab => feeds::XML_TYPE,
         _ => "application/json",
     };
     let mut reply = Reply::plain(Vec::new());
@@ -262,7 +423,15 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
 
 fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
     let now = app.now();
-    let base = || announce_base(app, req);
+    let base = announce_base(app, req);
+    let passkey = match &req.who {
+        Who::User(user) => Some(user.passkey.as_str()),
+        _ => None,
+    };
+    let links = index::Links {
+        base: &base,
+        passkey,
+    };
     let (users, swarm, body) = (&app.users, &app.swarm, &req.body);
     let success = if route == Route::CreateUser { 201 } else { 200 };
     let result = match route {
@@ -274,7 +443,7 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
             return download(app, req, &hash, passkey.as_deref(), now)
         }
         Route::UploadTorrent => {
-            return match index::upload(app, req.content_type.as_deref(), body, now) {
+            return match index::upload(app, &req.who, req.content_type.as_deref(), body, now) {
                 Ok((status, value)) => Reply::json(status, &value),
                 Err(e) => Reply::error(e),
             }
@@ -299,14 +468,37 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
             reply.then_shut_down = true;
             return reply;
         }
-        Route::ListUsers => Ok(admin::list_users(users, &base())),
-        Route::CreateUser => admin::create_user(users, body, &base(), now),
+        Route::ListUsers => Ok(admin::list_users(users, &base)),
+        Route::CreateUser => admin::create_user(users, body, &base, now),
+        Route::ShowUser(name) => admin::show_user(users, &name, &base),
         Route::DeleteUser(name) => admin::delete_user(users, &name),
-        Route::RotateUser(name) => admin::rotate_user(users, &name, &base()),
-        Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base()),
-        Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base()),
+        Route::RotateUser(name) => admin::rotate_user(users, &name, &base),
+        Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base),
+        Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base),
+        Route::UserToken(name) => admin::issue_token(users, &name, &base),
         Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
         Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &app.files, &hash),
+        Route::Catalog => index::catalog(app, &req.query, &links),
+        Route::ShowTorrent(hash) => index::show(app, &hash, &links),
+        Route::EditTorrent(hash) => index::edit(app, &req.who, &hash, body, &links),
+        Route::Totals => Ok(index::totals(app)),
+        Route::Me | Route::MyToken | Route::MyPasskey => {
+            let Who::User(user) = &req.who else {
+                return Reply::error(ApiError::Unauthorized(
+                    "this is a user's: send Authorization: Bearer <your API token>".into(),
+                ));
+            };
+            match route {
+                Route::MyToken => admin::issue_token(users, &user.name, &base),
+                Route::MyPasskey => admin::rotate_user(users, &user.name, &base),
+                _ => admin::show_user(users, &user.name, &base),
+            }
+        }
+        Route::OpenApi => {
+            return Reply::typed(200, "application/json", openapi::document().into_bytes())
+        }
+        Route::Rss { passkey } => return feeds::rss(app, &passkey, &req.query, &base, now),
+        Route::Torznab => return feeds::torznab(app, &req.query, &base, now),
     };
     match result {
         Ok(value) => Reply::json(success, &value),
@@ -314,22 +506,29 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
     }
 }
 
-/// A stored `.torrent` with the announce URL of the passkey's user in it (on an open tracker, an
-/// unknown passkey or none gives the plain announce URL).
+/// A stored `.torrent` with the caller's announce URL in it: the passkey's user's on a passkey
+/// link (on an open tracker, an unknown passkey gives the plain announce URL), else the API
+/// caller's (a user's, or the plain one).
 fn download(app: &App, req: &Prepared, hash: &str, passkey: Option<&str>, now: u64) -> Reply {
     let base = announce_base(app, req);
-    let plain = format!("{}/announce", base.url);
-    let announce_url = match passkey {
+    let passkey = match passkey {
         Some(key) => match app.users.resolve(Some(key), now) {
-            Ok(_) => format!("{}/{key}/announce", base.url),
+            Ok(_) => Some(key),
             Err(e) if app.config.require_passkey => {
                 return Reply::error(ApiError::Forbidden(e.to_string()))
             }
-            Err(_) => plain,
+            Err(_) => None,
         },
-        None => plain,
+        None => match &req.who {
+            Who::User(user) => Some(user.passkey.as_str()),
+            _ => None,
+        },
     };
-    match index::download(app, hash, &announce_url, &base) {
+    let links = index::Links {
+        base: &base,
+        passkey,
+    };
+    match index::download(app, hash, &links) {
         Ok(download) => Reply {
             content_type: index::TORRENT_TYPE,
             file_name: Some(download.file_name),

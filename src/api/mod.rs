@@ -3,10 +3,14 @@
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod dispatch;
+pub mod feeds;
 pub mod index;
+pub mod metadata;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 
 use serde::{Deserialize, Serialize};

@@ -34,21 +34,84 @@ pub enum Route {
         hash: String,
         passkey: Option<String>,
     },
+    /// `GET /api/v1/torrents`: the index, searched, filtered, sorted and paged.
+    Catalog,
+    /// `GET /api/v1/torrents/<hash>`: one torrent's metadata, files and live counts.
+    ShowTorrent(String),
+    /// `PATCH /api/v1/torrents/<hash>`: a JSON merge of its editable metadata.
+    EditTorrent(String),
+    /// `GET /api/v1/stats`: the tracker's totals.
+    Totals,
+    /// `GET /api/v1/users/<name>`.
+    ShowUser(String),
+    /// `POST /api/v1/users/<name>/token`: a new API token for the user.
+    UserToken(String),
+    /// `GET /api/v1/me`: the caller (a user with an API token).
+    Me,
+    /// `POST /api/v1/me/token`: the caller's new API token.
+    MyToken,
+    /// `POST /api/v1/me/passkey`: the caller's new passkey.
+    MyPasskey,
+    /// `GET /api/v1/openapi.json`.
+    OpenApi,
+    /// `GET /<passkey>/rss`: the user's RSS feed.
+    Rss {
+        passkey: String,
+    },
+    /// `GET /api/torznab` (and `/api/torznab/api`, where Prowlarr and Jackett look).
+    Torznab,
+}
+
+/// Who a route is for; `dispatch` finds out who the caller is and holds the two together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone: the route checks a passkey or API key itself, or has nothing to protect.
+    Nobody,
+    /// Operators: the admin token, or a `--local-admin` caller (`access::check`).
+    Admin,
+    /// The index's readers: anyone on an open tracker; users and operators on a private one.
+    Reader,
+    /// Operators, and users when `--user-uploads` is on.
+    Uploader,
+    /// A user, by their API token.
+    Member,
 }
 
 impl Route {
+    /// Who may call it (`/stats` and `/metrics` also depend on flags: `dispatch` decides those).
+    pub fn need(&self) -> Need {
+        match self {
+            Route::Announce { .. }
+            | Route::Scrape { .. }
+            | Route::Stats
+            | Route::Download {
+                passkey: Some(_), ..
+            }
+            | Route::OpenApi
+            | Route::Rss { .. }
+            | Route::Torznab => Need::Nobody,
+            Route::Download { passkey: None, .. }
+            | Route::Catalog
+            | Route::ShowTorrent(_)
+            | Route::Totals => Need::Reader,
+            Route::UploadTorrent | Route::EditTorrent(_) => Need::Uploader,
+            Route::Me | Route::MyToken | Route::MyPasskey => Need::Member,
+            _ => Need::Admin,
+        }
+    }
+
     /// Admin routes: decided by `access::check` (the admin token, or a `--local-admin` caller
     /// with an allowed Host, and never a request from another site's page).
     pub fn is_admin(&self) -> bool {
-        !matches!(
-            self,
-            Route::Announce { .. } | Route::Scrape { .. } | Route::Stats | Route::Download { .. }
-        )
+        self.need() == Need::Admin
     }
 
     /// Routes whose request has a JSON body.
     pub fn takes_body(&self) -> bool {
-        matches!(self, Route::CreateUser | Route::RegisterTorrent)
+        matches!(
+            self,
+            Route::CreateUser | Route::RegisterTorrent | Route::EditTorrent(_)
+        )
     }
 }
 
@@ -86,7 +149,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "GET, HEAD, POST",
             matches!(method, "GET" | "POST").then_some(Route::SaveState),
         ),
-        ["users"] => (
+        ["users"] | ["api", "v1", "users"] => (
             "GET, HEAD, POST",
             match method {
                 "GET" => Some(Route::ListUsers),
@@ -98,15 +161,42 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "DELETE",
             (method == "DELETE").then(|| Route::DeleteUser((*name).to_owned())),
         ),
-        ["users", name, action @ ("rotate" | "disable" | "enable")] => {
+        ["api", "v1", "users", name] => (
+            "GET, HEAD, DELETE",
+            match method {
+                "GET" => Some(Route::ShowUser((*name).to_owned())),
+                "DELETE" => Some(Route::DeleteUser((*name).to_owned())),
+                _ => None,
+            },
+        ),
+        ["users", name, action @ ("rotate" | "disable" | "enable")]
+        | ["api", "v1", "users", name, action @ ("rotate" | "disable" | "enable" | "token")] => {
             let name = (*name).to_owned();
             let route = match *action {
                 "rotate" => Route::RotateUser(name),
                 "disable" => Route::DisableUser(name),
+                "token" => Route::UserToken(name),
                 _ => Route::EnableUser(name),
             };
             ("POST", (method == "POST").then_some(route))
         }
+        ["api", "v1", "me"] => ("GET, HEAD", get(method, Route::Me)),
+        ["api", "v1", "me", "token"] => ("POST", (method == "POST").then_some(Route::MyToken)),
+        ["api", "v1", "me", "passkey"] => ("POST", (method == "POST").then_some(Route::MyPasskey)),
+        ["api", "v1", "stats"] => ("GET, HEAD", get(method, Route::Totals)),
+        ["api", "v1", "openapi.json"] => ("GET, HEAD", get(method, Route::OpenApi)),
+        ["api", "torznab"] | ["api", "torznab", "api"] => {
+            ("GET, HEAD", get(method, Route::Torznab))
+        }
+        [passkey, "rss"] => (
+            "GET, HEAD",
+            get(
+                method,
+                Route::Rss {
+                    passkey: (*passkey).to_owned(),
+                },
+            ),
+        ),
         ["torrents"] => (
             "GET, HEAD, POST",
             match method {
@@ -115,7 +205,26 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                 _ => None,
             },
         ),
-        ["api", "v1", "torrents"] => ("POST", (method == "POST").then_some(Route::UploadTorrent)),
+        ["api", "v1", "torrents"] => (
+            "GET, HEAD, POST",
+            match method {
+                "GET" => Some(Route::Catalog),
+                "POST" => Some(Route::UploadTorrent),
+                _ => None,
+            },
+        ),
+        ["api", "v1", "torrents", hash] => {
+            let hash = (*hash).to_owned();
+            (
+                "GET, HEAD, PATCH, DELETE",
+                match method {
+                    "GET" => Some(Route::ShowTorrent(hash)),
+                    "PATCH" => Some(Route::EditTorrent(hash)),
+                    "DELETE" => Some(Route::RemoveTorrent(hash)),
+                    _ => None,
+                },
+            )
+        }
         ["api", "v1", "torrents", hash, "download"] => (
             "GET, HEAD",
             get(

@@ -307,7 +307,7 @@ fn prepare_file(
             // The file's own date; like the Python client, "now" only when the file has none.
             creation_date: Some(meta.creation_date.unwrap_or(now)),
             v2: meta.v2,
-            stored: None,
+            ..InfoUpdate::default()
         },
     };
     Ok((tracked, Some(meta), payload))

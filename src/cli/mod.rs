@@ -297,8 +297,9 @@ pub struct ServeArgs {
     )]
     pub allowed_host: Vec<String>,
 
-    /// Origin (scheme://host[:port]) whose pages may call the admin endpoints, besides the tracker's
-    /// own; repeatable (or comma-separated).
+    /// Origin (scheme://host[:port]) of another web front-end allowed to call the API from a
+    /// browser (CORS: preflights answered, credentials allowed, never `*`); repeatable (or
+    /// comma-separated). Without it no other site's page may read or call the API.
     #[arg(
         long,
         value_name = "ORIGIN",
@@ -336,6 +337,21 @@ pub struct ServeArgs {
     /// Let anyone read /metrics (Prometheus); by default it follows the admin access rule.
     #[arg(long, env = "TINYTRACKER_PUBLIC_METRICS", value_parser = BoolishValueParser::new())]
     pub public_metrics: bool,
+
+    /// Let users upload torrents (and edit their own uploads) with their API token; without it
+    /// only operators register and upload.
+    #[arg(long, env = "TINYTRACKER_USER_UPLOADS", value_parser = BoolishValueParser::new())]
+    pub user_uploads: bool,
+
+    /// Largest .torrent upload accepted, in bytes (suffixes KiB, MiB); larger bodies get 413.
+    /// Only a caller allowed to upload may send more than 64 KiB.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "TINYTRACKER_MAX_UPLOAD_SIZE",
+        default_value = "10MiB"
+    )]
+    pub max_upload_size: String,
 
     /// Also append the log to this file (stderr always gets it).
     #[arg(long, value_name = "PATH", env = "TINYTRACKER_LOG_FILE")]

@@ -44,6 +44,8 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
     if cli.max_connections == 0 {
         bail!("--max-connections must be at least 1");
     }
+    let max_upload = parse_size(&cli.max_upload_size)
+        .with_context(|| format!("--max-upload-size {:?}", cli.max_upload_size))?;
     Ok(Config {
         binds,
         state_file: cli.state_file,
@@ -59,7 +61,30 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
         require_passkey: cli.require_passkey || cli.private,
         public_metrics: cli.public_metrics,
         public_url,
+        user_uploads: cli.user_uploads,
+        max_upload,
     })
+}
+
+/// A size in bytes: digits, optionally followed by KiB, MiB (or K, M, KB, MB, taken as binary).
+fn parse_size(text: &str) -> anyhow::Result<usize> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("a size is a number of bytes, e.g. 10MiB or 1048576"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        other => bail!("unknown unit {other:?}: use KiB or MiB"),
+    };
+    let size = number
+        .checked_mul(factor)
+        .filter(|s| (1..=1 << 30).contains(s))
+        .ok_or_else(|| anyhow::anyhow!("a size is from 1 byte to 1 GiB"))?;
+    Ok(size)
 }
 
 /// The announce rules: intervals, peer timeout, numwant and the open-mode bounds.

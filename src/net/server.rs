@@ -35,8 +35,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// An answer the client does not read within this long is dropped with its connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Input held for one connection before it is answered; beyond it reading pauses (a complete
-/// request is at most a 16 KiB head and a 64 KiB body).
+/// request is at most a 16 KiB head and a 64 KiB body). Only an upload by a caller allowed to
+/// upload raises a connection's limit, to its head and declared body, for that request.
 const MAX_INPUT: usize = http::MAX_HEAD_BYTES + BODY_LIMIT;
+/// The slowest upload a raised limit waits for: the request may take [`REQUEST_TIMEOUT`] plus a
+/// second for each this many bytes.
+const SLOWEST_UPLOAD_BYTES_PER_SEC: usize = 64 * 1024;
 /// Answers waiting for a client to read them; beyond this, no further request of its is answered
 /// (nor read) until it reads. With MAX_INPUT this bounds what one connection holds.
 pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
@@ -218,6 +222,7 @@ pub fn start(
     let workers = workers.max(1);
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
     let (public_tx, public_rx) = mpsc::channel::<Job>();
+    let (index_tx, index_rx) = mpsc::channel::<Job>();
     let per_ip = Arc::new(PerIp::new());
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
@@ -241,6 +246,7 @@ pub fn start(
             conns: Slab::new(),
             jobs: jobs_tx.clone(),
             public_jobs: public_tx.clone(),
+            index_jobs: index_tx.clone(),
             per_ip: Arc::clone(&per_ip),
             replies: replies_rx,
             limits,
@@ -264,13 +270,18 @@ pub fn start(
                 .context("starting a worker thread")?,
         );
     }
-    drop((jobs_tx, public_tx));
+    drop((jobs_tx, public_tx, index_tx));
     let reply_senders = Arc::new(reply_senders);
     let (admin_app, senders) = (Arc::clone(app), Arc::clone(&reply_senders));
     let admin = std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || run_admin(&admin_app, &jobs_rx, &senders))
+        .spawn(move || run_jobs(&admin_app, &jobs_rx, &senders))
         .context("starting the admin thread")?;
+    let (index_app, senders) = (Arc::clone(app), Arc::clone(&reply_senders));
+    let index = std::thread::Builder::new()
+        .name("index".into())
+        .spawn(move || run_jobs(&index_app, &index_rx, &senders))
+        .context("starting the index thread")?;
     let public_app = Arc::clone(app);
     let public = std::thread::Builder::new()
         .name("public".into())
@@ -279,7 +290,7 @@ pub fn start(
     Ok(Server {
         workers: handles,
         wakers,
-        admin: vec![admin, public],
+        admin: vec![admin, public, index],
     })
 }
 
@@ -343,8 +354,8 @@ fn log_line(described: &str, reply: &Reply) -> String {
     line
 }
 
-/// The operator's slow work, one job at a time, never behind anonymous work.
-fn run_admin(app: &App, jobs: &Receiver<Job>, workers: &ReplySenders) {
+/// Slow work, one job at a time: the operator's (never behind anonymous work), or the index's.
+fn run_jobs(app: &App, jobs: &Receiver<Job>, workers: &ReplySenders) {
     while let Ok(job) = jobs.recv() {
         if job.cancelled.load(Ordering::Relaxed) {
             continue;
@@ -416,6 +427,10 @@ struct Conn {
     last_activity: Instant,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
+    /// Input held before reading pauses: [`MAX_INPUT`], or an allowed upload's size.
+    input_cap: usize,
+    /// How long the request being read may take to arrive.
+    request_time: Duration,
     continue_sent: bool,
     /// A slow request is with the admin thread; nothing else is read until its answer is written.
     waiting: Option<PendingReply>,
@@ -448,6 +463,7 @@ struct Worker {
     conns: Slab<Conn>,
     jobs: Sender<Job>,
     public_jobs: Sender<Job>,
+    index_jobs: Sender<Job>,
     per_ip: Arc<PerIp>,
     replies: Receiver<Answer>,
     limits: Limits,
@@ -540,6 +556,8 @@ impl Worker {
                         written: 0,
                         last_activity: Instant::now(),
                         request_started: None,
+                        input_cap: MAX_INPUT,
+                        request_time: REQUEST_TIMEOUT,
                         continue_sent: false,
                         waiting: None,
                         close_when_written: false,
@@ -608,7 +626,7 @@ impl Worker {
             };
             let blocked = conn.waiting.is_some()
                 || conn.output.len() - conn.written > MAX_PENDING_OUTPUT
-                || conn.input.len() > MAX_INPUT;
+                || conn.input.len() > conn.input_cap;
             let (mut eof, mut capped, mut reset) = (false, false, false);
             if !blocked {
                 let mut chunk = [0u8; 16 * 1024];
@@ -624,7 +642,7 @@ impl Worker {
                             }
                             conn.input.extend_from_slice(&chunk[..n]);
                             conn.last_activity = Instant::now();
-                            if conn.input.len() > MAX_INPUT {
+                            if conn.input.len() > conn.input_cap {
                                 // Answer what is in before reading more (the socket still has data).
                                 capped = true;
                                 break;
@@ -683,8 +701,21 @@ impl Worker {
                 conn.request_started = None;
                 return true;
             }
-            let (request, used) = match http::parse(&conn.input, BODY_LIMIT) {
-                http::Parse::Incomplete { send_continue } => {
+            let (app, peer) = (&self.app, conn.peer);
+            let parsed = http::parse_with(&conn.input, |head| {
+                crate::api::dispatch::body_limit(app, head, peer)
+            });
+            let (request, used) = match parsed {
+                http::Parse::Incomplete {
+                    send_continue,
+                    needed,
+                } => {
+                    if let Some(needed) = needed.filter(|&n| n > MAX_INPUT) {
+                        // An upload its caller may send: held whole, given time to arrive.
+                        conn.input_cap = needed;
+                        conn.request_time = REQUEST_TIMEOUT
+                            + Duration::from_secs((needed / SLOWEST_UPLOAD_BYTES_PER_SEC) as u64);
+                    }
                     if send_continue && !conn.continue_sent {
                         conn.output.extend_from_slice(http::CONTINUE);
                         conn.continue_sent = true;
@@ -703,6 +734,8 @@ impl Worker {
                 http::Parse::Complete(request, used) => (request, used),
             };
             conn.input.drain(..used);
+            conn.input_cap = MAX_INPUT;
+            conn.request_time = REQUEST_TIMEOUT;
             conn.continue_sent = false;
             conn.request_started = (!conn.input.is_empty()).then(Instant::now);
             let keep_alive = request.keep_alive && !shutting_down;
@@ -713,6 +746,7 @@ impl Worker {
                 Queue::Inline => None,
                 Queue::Admin => Some(&self.jobs),
                 Queue::Public => Some(&self.public_jobs),
+                Queue::Index => Some(&self.index_jobs),
             };
             if let Some(queue) = queue {
                 let described = log::log_enabled!(log::Level::Debug).then(|| prepared.describe());
@@ -894,7 +928,7 @@ impl Worker {
         for (key, c) in self.conns.iter().filter(|(_, c)| c.waiting.is_none()) {
             let slow_request = c.output.is_empty()
                 && !c.close_when_written
-                && c.request_started.is_some_and(|t| now - t > REQUEST_TIMEOUT);
+                && c.request_started.is_some_and(|t| now - t > c.request_time);
             let idle =
                 c.input.is_empty() && c.output.is_empty() && now - c.last_activity > IDLE_TIMEOUT;
             let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
@@ -915,12 +949,12 @@ impl Worker {
                 continue;
             };
             debug!(
-                "{}: request not complete after {REQUEST_TIMEOUT:?} -> 408",
-                conn.peer
+                "{}: request not complete after {:?} -> 408",
+                conn.peer, conn.request_time
             );
             let message = format!(
                 "the request did not arrive within {} seconds",
-                REQUEST_TIMEOUT.as_secs()
+                conn.request_time.as_secs()
             );
             let reply = Reply::json(408, &serde_json::json!({ "error": message }));
             self.app.metrics.request(Endpoint::Other, reply.outcome());

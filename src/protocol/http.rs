@@ -47,7 +47,11 @@ impl Request {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parse {
     /// More bytes are needed. `send_continue`: the head is in and the client waits for `100 Continue`.
-    Incomplete { send_continue: bool },
+    /// `needed`: once the head is in, the bytes the whole request takes (head and body).
+    Incomplete {
+        send_continue: bool,
+        needed: Option<usize>,
+    },
     /// A whole request, and how many input bytes it took.
     Complete(Request, usize),
     /// Not a request this server will read: answer with this status and message, then close.
@@ -56,6 +60,12 @@ pub enum Parse {
 
 /// Reads one request from the start of `input`; bodies longer than `max_body` are refused.
 pub fn parse(input: &[u8], max_body: usize) -> Parse {
+    parse_with(input, |_| max_body)
+}
+
+/// [`parse`] with a body limit that depends on the request: `max_body` is given the head (method,
+/// target, headers) once it is in, so a route and its caller can be allowed more.
+pub fn parse_with(input: &[u8], max_body: impl FnOnce(&Request) -> usize) -> Parse {
     let (mut request, head_len) = match read_head(input) {
         Ok(head) => head,
         Err(not_yet_or_refused) => return not_yet_or_refused,
@@ -70,6 +80,7 @@ pub fn parse(input: &[u8], max_body: usize) -> Parse {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
         return Parse::Incomplete {
             send_continue: expects && input.len() == head_len,
+            needed: Some(head_len + body_len),
         };
     }
     request.body = input[head_len..head_len + body_len].to_vec();
@@ -97,6 +108,7 @@ fn read_head(input: &[u8]) -> Result<(Request, usize), Parse> {
         Ok(httparse::Status::Partial) => {
             return Err(Parse::Incomplete {
                 send_continue: false,
+                needed: None,
             })
         }
         Err(httparse::Error::TooManyHeaders) => {
@@ -132,7 +144,10 @@ fn read_head(input: &[u8]) -> Result<(Request, usize), Parse> {
 }
 
 /// The body's length, and whether the connection stays open after the answer (set on `request`).
-fn framing(request: &mut Request, max_body: usize) -> Result<usize, Parse> {
+fn framing(
+    request: &mut Request,
+    max_body: impl FnOnce(&Request) -> usize,
+) -> Result<usize, Parse> {
     if request.header("Transfer-Encoding").is_some() {
         return Err(Parse::Error(
             411,
@@ -141,13 +156,16 @@ fn framing(request: &mut Request, max_body: usize) -> Result<usize, Parse> {
     }
     let body_len = match content_length(&request.headers) {
         Ok(None) => 0,
-        Ok(Some(len)) if len > max_body => {
-            return Err(Parse::Error(
-                413,
-                format!("request body is larger than {max_body} bytes"),
-            ))
+        Ok(Some(len)) => {
+            let max_body = max_body(request);
+            if len > max_body {
+                return Err(Parse::Error(
+                    413,
+                    format!("request body is larger than {max_body} bytes"),
+                ));
+            }
+            len
         }
-        Ok(Some(len)) => len,
         Err(message) => return Err(Parse::Error(400, message.into())),
     };
     let connection = request
@@ -193,6 +211,8 @@ pub struct Response<'a> {
     pub allow: Option<&'a str>,
     /// A download's file name: `Content-Disposition: attachment` with it.
     pub file_name: Option<&'a str>,
+    /// Further headers, written as given (names and values the server chose, never a client's).
+    pub headers: &'a [(&'static str, String)],
     pub body: &'a [u8],
 }
 
@@ -200,14 +220,22 @@ pub struct Response<'a> {
 /// carries `X-Content-Type-Options: nosniff`, so no browser reads a JSON or bencoded body as a page.
 pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, http10: bool) {
     use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len()
-    );
+    if response.status == 204 {
+        // No body, so neither a length nor a type (RFC 9110 §8.6).
+        let _ = write!(
+            out,
+            "HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\n"
+        );
+    } else {
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\n",
+            response.status,
+            reason(response.status),
+            response.content_type,
+            response.body.len()
+        );
+    }
     if let Some(allow) = response.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
@@ -217,6 +245,9 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, 
             "Content-Disposition: {}\r\n",
             content_disposition(name)
         );
+    }
+    for (name, value) in response.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -259,7 +290,9 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -326,7 +359,8 @@ mod tests {
         assert_eq!(
             parse(head, 64),
             Parse::Incomplete {
-                send_continue: false
+                send_continue: false,
+                needed: Some(head.len() + 5)
             }
         );
         let mut full = head.to_vec();
@@ -337,7 +371,8 @@ mod tests {
         assert_eq!(
             parse(expecting, 64),
             Parse::Incomplete {
-                send_continue: true
+                send_continue: true,
+                needed: Some(expecting.len() + 5)
             }
         );
     }
@@ -407,12 +442,13 @@ mod tests {
             status: 405,
             content_type: "application/json",
             allow: Some("GET"),
+            headers: &[("Vary", "Origin".to_owned())],
             body: b"{}",
         };
         write_response(&mut out, &response, false, false);
         assert_eq!(
             out,
-            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Content-Type-Options: nosniff\r\nAllow: GET\r\nConnection: close\r\n\r\n{}"
+            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Content-Type-Options: nosniff\r\nAllow: GET\r\nVary: Origin\r\nConnection: close\r\n\r\n{}"
         );
     }
 }

@@ -19,11 +19,21 @@ pub struct Metainfo {
     pub size: u64,
     pub piece_length: u64,
     pub file_count: usize,
+    /// The files (padding files left out), each with its path under the torrent's name.
+    pub files: Vec<File>,
     pub private: bool,
     pub comment: Option<String>,
     pub created_by: Option<String>,
     /// Unix seconds, as the file gives it.
     pub creation_date: Option<i64>,
+}
+
+/// One file of a torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// The path inside the torrent, parts joined with `/` (invalid UTF-8 replaced).
+    pub path: String,
+    pub length: u64,
 }
 
 impl Metainfo {
@@ -62,11 +72,14 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     if !is_v1 && !is_v2 {
         return Err(MetainfoError::NoPieces);
     }
-    let (size, file_count) = if is_v1 {
+    let files = if is_v1 {
         v1_files(info)?
     } else {
         v2_files(info)?
     };
+    let size = files
+        .iter()
+        .fold(0u64, |sum, f| sum.saturating_add(f.length));
     let piece_length = info
         .get("piece length")
         .and_then(Value::as_int)
@@ -81,7 +94,8 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         name: text(info, "name").unwrap_or_default(),
         size,
         piece_length,
-        file_count,
+        file_count: files.len(),
+        files,
         private: info.get("private").and_then(Value::as_int) == Some(1),
         comment: text(&top, "comment"),
         created_by: text(&top, "created by"),
@@ -105,42 +119,67 @@ fn length(value: &Value) -> Result<u64, MetainfoError> {
         .ok_or(MetainfoError::Field("a file length is missing or negative"))
 }
 
-/// (total size, file count) of a v1 info dictionary: single-file `length` or multi-file `files`.
-fn v1_files(info: &Value) -> Result<(u64, usize), MetainfoError> {
+/// The files of a v1 info dictionary: single-file `length` (the file is the name) or multi-file
+/// `files`, padding files (BEP 47) left out.
+fn v1_files(info: &Value) -> Result<Vec<File>, MetainfoError> {
     if info.get("length").is_some() {
-        return Ok((length(info)?, 1));
+        return Ok(vec![File {
+            path: text(info, "name").unwrap_or_default(),
+            length: length(info)?,
+        }]);
     }
     let files = info
         .get("files")
         .and_then(Value::as_list)
         .ok_or(MetainfoError::Field("info has neither length nor files"))?;
-    let mut total = 0u64;
-    let mut count = 0;
+    let mut out = Vec::with_capacity(files.len());
     for file in files {
         let is_padding = file
             .get("attr")
             .and_then(Value::as_bytes)
             .is_some_and(|attr| attr.contains(&b'p'));
-        if !is_padding {
-            total = total.saturating_add(length(file)?);
-            count += 1;
+        if is_padding {
+            continue;
         }
+        let length = length(file)?;
+        let parts = file
+            .get("path.utf-8")
+            .or_else(|| file.get("path"))
+            .and_then(Value::as_list)
+            .unwrap_or_default();
+        let path: Vec<String> = parts
+            .iter()
+            .filter_map(Value::as_bytes)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        out.push(File {
+            path: path.join("/"),
+            length,
+        });
     }
-    Ok((total, count))
+    Ok(out)
 }
 
-/// (total size, file count) of a v2 `file tree`: nested dictionaries whose leaves sit under the key "".
-fn v2_files(info: &Value) -> Result<(u64, usize), MetainfoError> {
-    fn walk(node: &Value, depth: usize, acc: &mut (u64, usize)) -> Result<(), MetainfoError> {
+/// The files of a v2 `file tree`: nested dictionaries whose leaves sit under the key "".
+fn v2_files(info: &Value) -> Result<Vec<File>, MetainfoError> {
+    fn walk(
+        node: &Value,
+        path: &mut Vec<String>,
+        out: &mut Vec<File>,
+    ) -> Result<(), MetainfoError> {
         let entries = node
             .as_dict()
             .ok_or(MetainfoError::Field("file tree entry is not a dictionary"))?;
         for (name, child) in entries {
             if name.is_empty() {
-                acc.0 = acc.0.saturating_add(length(child)?);
-                acc.1 += 1;
-            } else if depth < 256 {
-                walk(child, depth + 1, acc)?;
+                out.push(File {
+                    path: path.join("/"),
+                    length: length(child)?,
+                });
+            } else if path.len() < 256 {
+                path.push(String::from_utf8_lossy(name).into_owned());
+                walk(child, path, out)?;
+                path.pop();
             }
         }
         Ok(())
@@ -148,9 +187,9 @@ fn v2_files(info: &Value) -> Result<(u64, usize), MetainfoError> {
     let tree = info
         .get("file tree")
         .ok_or(MetainfoError::Field("v2 info has no file tree"))?;
-    let mut acc = (0, 0);
-    walk(tree, 0, &mut acc)?;
-    Ok(acc)
+    let mut out = Vec::new();
+    walk(tree, &mut Vec::new(), &mut out)?;
+    Ok(out)
 }
 
 /// What a magnet link names: its v1 info hash and display name.

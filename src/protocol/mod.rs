@@ -6,6 +6,7 @@ pub mod http;
 pub mod ids;
 pub mod legacy;
 pub mod metainfo;
+pub mod multipart;
 pub mod torrent_file;
 
 use std::borrow::Cow;

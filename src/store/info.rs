@@ -37,7 +37,43 @@ pub struct TorrentInfo {
     /// Its `.torrent` file is kept in the stored-files directory ([`crate::store::torrent_files`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stored: bool,
+    /// The release as people name it (the index's editable metadata; `name` is the torrent's own).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// Artist, author or creator.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub artist: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Lowercase, each at most once, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// One of [`CATEGORIES`], or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub category: String,
+    /// The name of the user who uploaded it; empty when an operator registered it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uploader: String,
+    /// Unix seconds: when it was registered (0: before the tracker kept this).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub added: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The categories a torrent may be filed under, with the Torznab category each maps to.
+pub const CATEGORIES: [(&str, u32); 8] = [
+    ("movies", 2000),
+    ("music", 3000),
+    ("software", 4000),
+    ("tv", 5000),
+    ("books", 7000),
+    ("games", 1000),
+    ("data", 8000),
+    ("other", 8000),
+];
 
 /// A change to a [`TorrentInfo`]: `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +103,19 @@ pub struct InfoUpdate {
     /// Set when the `.torrent` file is stored (an upload), or cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored: Option<bool>,
+    /// The editable metadata: `Some("")` (or an empty list) clears a field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploader: Option<String>,
 }
 
 impl TorrentInfo {
@@ -81,6 +130,12 @@ impl TorrentInfo {
             created_by,
             v2,
             stored,
+            title,
+            artist,
+            description,
+            tags,
+            category,
+            uploader,
         } = update;
         fn set<T>(field: &mut T, new: Option<T>) {
             if let Some(new) = new {
@@ -95,7 +150,62 @@ impl TorrentInfo {
         set(&mut self.created_by, created_by);
         self.v2 = v2.or(self.v2);
         set(&mut self.stored, stored);
+        set(&mut self.title, title);
+        set(&mut self.artist, artist);
+        set(&mut self.description, description);
+        set(&mut self.tags, tags);
+        set(&mut self.category, category);
+        set(&mut self.uploader, uploader);
     }
+
+    /// When it was added to the index: its registration, or for torrents registered before that
+    /// was kept, its creation date.
+    pub fn added_unix(&self) -> u64 {
+        if self.added > 0 {
+            self.added
+        } else {
+            self.creation_date.max(0) as u64
+        }
+    }
+
+    /// The title, or the torrent's own name when it has none.
+    pub fn display_title(&self) -> &str {
+        if self.title.is_empty() {
+            &self.name
+        } else {
+            &self.title
+        }
+    }
+
+    /// What a search looks in, folded ([`fold`]): name, title, artist and tags, one per line.
+    pub fn search_text(&self) -> String {
+        let mut text = String::with_capacity(
+            self.name.len() + self.title.len() + self.artist.len() + 16 * self.tags.len(),
+        );
+        for part in [&self.name, &self.title, &self.artist]
+            .into_iter()
+            .chain(&self.tags)
+        {
+            if !part.is_empty() {
+                text.push_str(&fold(part));
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// Text as searches and name sorting compare it, the way a database's case- and accent-insensitive
+/// collation does: lowercased (Unicode-aware) and without accents (canonical decomposition with
+/// the combining marks left out), so `ÉTÉ`, `été` and `ete` are one word.
+pub fn fold(text: &str) -> String {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect()
 }
 
 /// The 20 bytes a v2 client announces for a SHA-256 info hash (BEP 52).

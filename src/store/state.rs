@@ -138,6 +138,9 @@ pub struct UserEntry {
     pub completed: u64,
     #[serde(default)]
     pub disabled: bool,
+    /// SHA-256 of the user's API token, 64 hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_sha256: Option<String>,
 }
 
 impl UserEntry {
@@ -150,6 +153,7 @@ impl UserEntry {
             downloaded: u.downloaded,
             completed: u.completed,
             disabled: u.disabled,
+            api_token_sha256: u.token_hash.map(|h| crate::protocol::ids::hex(&h)),
         }
     }
 }
@@ -496,6 +500,13 @@ fn users_from_file(
     for (name, entry) in users {
         let passkey = Passkey::parse(&entry.passkey)
             .ok_or_else(|| format!("user {name:?} has a malformed passkey"))?;
+        let token_hash = match &entry.api_token_sha256 {
+            None => None,
+            Some(text) => Some(
+                crate::protocol::ids::from_hex::<32>(text)
+                    .ok_or_else(|| format!("user {name:?} has a malformed api_token_sha256"))?,
+            ),
+        };
         let id = loaded.users.len() as UserId + 1;
         ids.insert(name.clone(), id);
         loaded.users.push(User {
@@ -508,6 +519,7 @@ fn users_from_file(
             downloaded: entry.downloaded,
             completed: entry.completed,
             disabled: entry.disabled,
+            token_hash,
         });
     }
     Ok(ids)
@@ -1079,6 +1091,10 @@ mod tests {
                 created_by: "me".into(),
                 v2: Some([0x5a; 32]),
                 stored: true,
+                title: "Ünïcode <i>live</i>".into(),
+                tags: vec!["iso".into(), "été".into()],
+                added: 1_700_000_000,
+                ..TorrentInfo::default()
             },
             completions: 3,
             peers: vec![peer],
@@ -1093,6 +1109,7 @@ mod tests {
             downloaded: 4,
             completed: 5,
             disabled: true,
+            token_hash: Some([0x11; 32]),
         };
         let revoked = vec![(Passkey::generate(), "alice".to_owned())];
         let text = written(

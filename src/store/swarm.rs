@@ -117,6 +117,8 @@ struct Torrent {
     registered: bool,
     completions: u64,
     peers: PeerSet,
+    /// `info.search_text()`, kept while the info does not change (searches read it).
+    search: Box<str>,
 }
 
 impl Torrent {
@@ -473,9 +475,50 @@ impl Swarm {
             self.added_torrent();
             Torrent::first_seen(now_unix)
         });
+        if !torrent.registered {
+            torrent.info.added = now_unix;
+        }
         torrent.registered = true;
         torrent.info.apply(update);
+        torrent.search = torrent.info.search_text().into();
         created
+    }
+
+    /// Changes the metadata of a registered torrent (named by either hash). Returns its own
+    /// hash and the metadata as it is now, or `None` when no registered torrent has that hash.
+    pub fn update(&self, hash: &InfoHash, update: InfoUpdate) -> Option<(InfoHash, TorrentInfo)> {
+        let (canonical, mut shard) = self.resolve(hash);
+        let torrent = shard.get_mut(&canonical).filter(|t| t.registered)?;
+        torrent.info.apply(update);
+        torrent.search = torrent.info.search_text().into();
+        Some((canonical, torrent.info.clone()))
+    }
+
+    /// The registered torrents `pick` keeps, each given its hash, metadata, lowercased search
+    /// text ([`TorrentInfo::search_text`]) and live counts; one shard locked at a time.
+    pub fn select<T>(
+        &self,
+        mut pick: impl FnMut(&InfoHash, &TorrentInfo, &str, ScrapeCounts) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(_, t)| t.registered)
+                    .filter_map(|(hash, t)| pick(hash, &t.info, &t.search, t.counts())),
+            );
+        }
+        out
+    }
+
+    /// A registered torrent's metadata and live counts (named by either hash).
+    pub fn entry(&self, hash: &InfoHash) -> Option<(InfoHash, TorrentInfo, ScrapeCounts)> {
+        self.read(hash, |hash, t| {
+            t.registered.then(|| (*hash, t.info.clone(), t.counts()))
+        })
+        .flatten()
     }
 
     /// Makes `alias` (a hybrid torrent's truncated v2 hash) reach the torrent `canonical`. A
@@ -509,15 +552,19 @@ impl Swarm {
     /// The torrent `hash` names (either of a hybrid's hashes): its own hash, its metadata and
     /// whether an operator registered it.
     pub fn info(&self, hash: &InfoHash) -> Option<(InfoHash, TorrentInfo, bool)> {
+        self.read(hash, |hash, t| (*hash, t.info.clone(), t.registered))
+    }
+
+    /// `see` applied to the torrent `hash` names (either of a hybrid's hashes) and its own hash.
+    fn read<T>(&self, hash: &InfoHash, see: impl FnOnce(&InfoHash, &Torrent) -> T) -> Option<T> {
         let shard = self.shard_to_read(hash);
         if let Some(t) = shard.get(hash) {
-            return Some((*hash, t.info.clone(), t.registered));
+            return Some(see(hash, t));
         }
         let canonical = *shard.aliases.get(hash)?;
         drop(shard);
         let shard = self.shard_to_read(&canonical);
-        let t = shard.get(&canonical)?;
-        Some((canonical, t.info.clone(), t.registered))
+        shard.get(&canonical).map(|t| see(&canonical, t))
     }
 
     pub fn contains(&self, hash: &InfoHash) -> bool {
@@ -599,6 +646,7 @@ impl Swarm {
             Torrent::default()
         });
         torrent.info = snapshot.info;
+        torrent.search = torrent.info.search_text().into();
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
         for peer in snapshot.peers {

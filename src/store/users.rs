@@ -68,6 +68,29 @@ pub struct User {
     pub downloaded: u64,
     pub completed: u64,
     pub disabled: bool,
+    /// SHA-256 of the user's API token (the token itself is shown once, when issued).
+    pub token_hash: Option<[u8; 32]>,
+}
+
+/// How every API token starts: it is never mistaken for a passkey or the admin token.
+pub const TOKEN_PREFIX: &str = "tt_";
+
+/// An API token: [`TOKEN_PREFIX`] and 40 ASCII letters and digits from the OS random source.
+pub fn generate_token() -> String {
+    let mut token = String::from(TOKEN_PREFIX);
+    token.extend(
+        rand::rngs::OsRng
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from),
+    );
+    token
+}
+
+/// What is kept of a token: its SHA-256.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +118,7 @@ struct Inner {
     by_id: BTreeMap<UserId, User>,
     by_name: HashMap<String, UserId>,
     by_passkey: HashMap<Passkey, UserId>,
+    by_token: HashMap<[u8; 32], UserId>,
     /// Passkeys that worked once (rotated away, or of deleted users), with whose they were.
     revoked: HashMap<Passkey, String>,
     /// Counts the times the users may have changed (so a save can tell nothing did).
@@ -182,8 +206,43 @@ impl Users {
             downloaded: 0,
             completed: 0,
             disabled: false,
+            token_hash: None,
         };
         Ok(inner.insert(user))
+    }
+
+    /// A new API token for `name` (the old one stops working). Returns the token, shown only now.
+    pub fn issue_token(&self, name: &str) -> Result<(User, String), UserError> {
+        let token = generate_token();
+        let hash = token_hash(&token);
+        let mut inner = self.lock();
+        let id = inner.id(name)?;
+        let user = inner.user_mut(name)?;
+        let old = user.token_hash.replace(hash);
+        let user = user.clone();
+        if let Some(old) = old {
+            inner.by_token.remove(&old);
+        }
+        inner.by_token.insert(hash, id);
+        Ok((user, token))
+    }
+
+    /// The user an API token belongs to (a disabled user's token is refused).
+    pub fn by_token(&self, token: &str) -> Option<User> {
+        let inner = self.read();
+        let id = inner.by_token.get(&token_hash(token))?;
+        inner.by_id.get(id).filter(|u| !u.disabled).cloned()
+    }
+
+    /// A user by number.
+    pub fn get(&self, id: UserId) -> Option<User> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    /// A user by name.
+    pub fn find(&self, name: &str) -> Option<User> {
+        let inner = self.read();
+        inner.by_id.get(inner.by_name.get(name)?).cloned()
     }
 
     /// A new passkey for `name`; the old one is refused from now on.
@@ -217,6 +276,9 @@ impl Users {
             .ok_or_else(|| UserError::NotFound(name.into()))?;
         inner.by_name.remove(name);
         inner.by_passkey.remove(&user.passkey);
+        if let Some(hash) = &user.token_hash {
+            inner.by_token.remove(hash);
+        }
         inner.revoked.insert(user.passkey, user.name.clone());
         Ok(user)
     }
@@ -254,6 +316,9 @@ impl Users {
             inner.last_id = inner.last_id.max(user.id);
             inner.by_name.insert(user.name.clone(), user.id);
             inner.by_passkey.insert(user.passkey, user.id);
+            if let Some(hash) = user.token_hash {
+                inner.by_token.insert(hash, user.id);
+            }
             inner.revoked.remove(&user.passkey);
             inner.by_id.insert(user.id, user);
         }

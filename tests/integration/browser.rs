@@ -105,7 +105,7 @@ fn the_trackers_own_page_must_send_json_as_json() {
 }
 
 #[test]
-fn a_listed_cors_origin_may_call_and_no_preflight_grants_anything() {
+fn a_listed_cors_origin_may_call_and_only_its_preflights_are_answered() {
     let tracker = Tracker::start(&["--cors-origin", "https://panel.example.org"]);
     let listed = [
         ("Origin", "https://panel.example.org"),
@@ -113,20 +113,51 @@ fn a_listed_cors_origin_may_call_and_no_preflight_grants_anything() {
     ];
     let reply = tracker.request("POST", "/users", &listed, br#"{"name":"p"}"#);
     assert_eq!(reply.status, 201, "{}", reply.text());
-    for origin in ["https://evil.example", "https://panel.example.org"] {
-        let preflight = [
+    assert_eq!(
+        reply.header("Access-Control-Allow-Origin"),
+        Some("https://panel.example.org")
+    );
+    assert_eq!(
+        reply.header("Access-Control-Allow-Credentials"),
+        Some("true")
+    );
+    let preflight = |origin| {
+        let headers = [
             ("Origin", origin),
             ("Access-Control-Request-Method", "POST"),
-            ("Access-Control-Request-Headers", "content-type"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type, authorization",
+            ),
         ];
-        let reply = tracker.request("OPTIONS", "/users", &preflight, b"");
-        assert!(reply.status >= 400, "{origin}: {}", reply.status);
-        assert_eq!(
-            reply.header("Access-Control-Allow-Origin"),
-            None,
-            "{origin}"
-        );
-    }
+        tracker.request("OPTIONS", "/api/v1/torrents", &headers, b"")
+    };
+    let refused = preflight("https://evil.example");
+    assert_eq!(refused.status, 405);
+    assert_eq!(refused.header("Access-Control-Allow-Origin"), None);
+    let answered = preflight("https://panel.example.org");
+    assert_eq!(answered.status, 204);
+    assert_eq!(
+        answered.header("Access-Control-Allow-Origin"),
+        Some("https://panel.example.org"),
+        "the origin itself, never *"
+    );
+    assert_eq!(
+        answered.header("Access-Control-Allow-Methods"),
+        Some("GET, HEAD, POST")
+    );
+    assert!(answered
+        .header("Access-Control-Allow-Headers")
+        .unwrap()
+        .contains("Authorization"));
+    // An unlisted page's request is still refused, and its answer not readable.
+    let evil = [
+        ("Origin", "https://evil.example"),
+        ("Content-Type", "application/json"),
+    ];
+    let reply = tracker.request("POST", "/users", &evil, br#"{"name":"q"}"#);
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.header("Access-Control-Allow-Origin"), None);
     assert_eq!(user_count(&tracker), 1);
 }
 

@@ -346,3 +346,48 @@ pub fn describe(value: &Bencode) -> String {
         ),
     }
 }
+
+/// A v1 single-file `.torrent` made here: `name`, `pieces` bytes of piece hashes (their count
+/// sets the file length), private or not. The content is never downloaded, so the hashes are
+/// made up; the size of the file is what tests of upload limits need.
+pub fn make_torrent(name: &str, pieces: usize, private: bool) -> Vec<u8> {
+    let pieces = pieces / 20 * 20;
+    let mut info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi16384e6:pieces{pieces}:",
+        pieces / 20 * 16384,
+        name.len()
+    )
+    .into_bytes();
+    info.extend((0..pieces).map(|i| (i * 7 % 251) as u8));
+    if private {
+        info.extend_from_slice(b"7:privatei1e");
+    }
+    info.push(b'e');
+    let mut file = b"d8:announce14:http://x/a/b/c4:info".to_vec();
+    file.extend_from_slice(&info);
+    file.push(b'e');
+    file
+}
+
+/// A `multipart/form-data` body as a browser sends it: text fields, then the file in `torrent`.
+pub fn form(fields: &[(&str, &str)], torrent: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----tinytrackerFormBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"torrent\"; filename=\"up.torrent\"\r\nContent-Type: application/x-bittorrent\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(torrent);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -111,7 +111,7 @@ fn a_private_tracker_refuses_a_public_torrent_and_bad_uploads_change_nothing() {
     let wrong_type = tracker.request(
         "POST",
         "/api/v1/torrents",
-        &[("Content-Type", "application/json")],
+        &[("Content-Type", "text/plain")],
         &fixture("extra-info-key.torrent"),
     );
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());

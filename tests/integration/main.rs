@@ -5,6 +5,7 @@ mod common;
 mod add_torrent_info;
 mod admin;
 mod announce;
+mod api;
 mod bounds;
 mod browser;
 mod e2e;
