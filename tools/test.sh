@@ -28,11 +28,11 @@ fi
 /usr/bin/python3 -c 'import libtorrent; print("==> libtorrent", libtorrent.__version__, "for /usr/bin/python3")'
 
 venv=target/test-venv
-if ! "$venv/bin/python3" -c 'import requests, bencodepy' 2>/dev/null; then
-    step "making $venv with requests and bencodepy"
+if ! "$venv/bin/python3" -c 'import requests, bencodepy, feedparser' 2>/dev/null; then
+    step "making $venv with requests, bencodepy and feedparser"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python3" -m pip install --quiet requests bencodepy
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python3" -m pip install --quiet requests bencodepy feedparser
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 step "python3 for the legacy client: $(command -v python3)"

@@ -79,18 +79,22 @@ impl Query {
                         out.categories.push(category);
                     }
                 }
-                "sort" => out.sort = match value.as_ref() {
-                    "added" => Sort::Added,
-                    "seeders" => Sort::Seeders,
-                    "leechers" => Sort::Leechers,
-                    "completed" => Sort::Completed,
-                    "size" => Sort::Size,
-                    "name" => Sort::Name,
-                    other => return Err(ApiError::BadRequest(format!(
+                "sort" => {
+                    out.sort = match value.as_ref() {
+                        "added" => Sort::Added,
+                        "seeders" => Sort::Seeders,
+                        "leechers" => Sort::Leechers,
+                        "completed" => Sort::Completed,
+                        "size" => Sort::Size,
+                        "name" => Sort::Name,
+                        other => {
+                            return Err(ApiError::BadRequest(format!(
                         "sort: {:?} is not one of added, seeders, leechers, completed, size, name",
                         crate::api::access::short(other)
-                    ))),
-                },
+                    )))
+                        }
+                    }
+                }
                 "order" => {
                     order = Some(match value.as_ref() {
                         "asc" => false,

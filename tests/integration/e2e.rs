@@ -403,14 +403,14 @@ fn sha1_hex(dir: &Path, data: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn script(name: &str) -> PathBuf {
+pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/e2e")
         .join(name)
 }
 
 /// Fails the test, naming what to install, unless `python` can import `modules`.
-fn require_python(python: &str, modules: &str, install: &str) {
+pub fn require_python(python: &str, modules: &str, install: &str) {
     let result = Command::new(python)
         .args(["-c", &format!("import {modules}")])
         .stdin(Stdio::null())

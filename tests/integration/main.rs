@@ -10,6 +10,7 @@ mod bounds;
 mod browser;
 mod e2e;
 mod export;
+mod feeds;
 mod hostile;
 mod index;
 mod persistence;
