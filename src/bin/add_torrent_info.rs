@@ -61,6 +61,13 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     timeout: f64,
 
+    /// Send the .torrent files themselves (POST /api/v1/torrents): the tracker stores each file
+    /// as it is and serves it to its users with their passkey in it. Magnet links are registered
+    /// by their hash as without it. The token may be the admin token or, on a tracker that runs
+    /// with --user-uploads, a user's API token.
+    #[arg(long)]
+    upload: bool,
+
     /// Parse and print what would be sent, without contacting the tracker.
     #[arg(long)]
     dry_run: bool,
@@ -135,7 +142,7 @@ fn main() -> ExitCode {
         if cli.json {
             say(&report_json(&report), false);
         } else {
-            let (line, to_stderr) = report_line(&report, &registrar.url());
+            let (line, to_stderr) = report_line(&report);
             say(&line, to_stderr);
         }
         if let Some(bar) = &bar {
@@ -215,7 +222,7 @@ fn process(
                             ..InfoUpdate::default()
                         },
                     };
-                    (Some(m.info_hash), None, payload)
+                    (Some(m.info_hash), None, payload, None)
                 })
                 .map_err(|e| e.to_string());
             (link, prepared)
@@ -232,7 +239,7 @@ fn process(
         outcome: Outcome::Failed,
         detail: String::new(),
     };
-    let (info_hash, meta, payload) = match prepared {
+    let (info_hash, meta, payload, file) = match prepared {
         Ok(prepared) => prepared,
         Err(why) => {
             report.detail = why;
@@ -251,9 +258,22 @@ fn process(
         return report;
     }
     first_path_of.insert(info_hash, report.path.clone());
+    // With --upload, a file is sent as it is; a magnet link has no file to send.
+    let file = file.filter(|_| cli.upload);
     if cli.dry_run {
         report.outcome = Outcome::DryRun;
-        report.detail = serde_json::to_string(&payload).unwrap_or_default();
+        report.detail = match &file {
+            Some(bytes) => format!(
+                "{} the file ({} bytes)",
+                registrar.upload_url(),
+                bytes.len()
+            ),
+            None => format!(
+                "{} {}",
+                registrar.url(),
+                serde_json::to_string(&payload).unwrap_or_default()
+            ),
+        };
         return report;
     }
     let attempts = registrar.retries + 1;
@@ -267,7 +287,11 @@ fn process(
             true,
         );
     };
-    match registrar.register(&payload, &mut on_retry) {
+    let sent = match &file {
+        Some(bytes) => registrar.upload(bytes, &mut on_retry),
+        None => registrar.register(&payload, &mut on_retry),
+    };
+    match sent {
         Ok(reply) => {
             report.outcome = if reply.created {
                 Outcome::New
@@ -280,11 +304,19 @@ fn process(
     report
 }
 
-/// Reads and parses a .torrent file into (v1 hash if any, metadata, what to send).
+/// Reads and parses a .torrent file into (v1 hash if any, metadata, what to register, the file).
 #[allow(clippy::type_complexity)]
 fn prepare_file(
     path: &Path,
-) -> Result<(Option<InfoHash>, Option<Metainfo>, AddTorrentInfo), String> {
+) -> Result<
+    (
+        Option<InfoHash>,
+        Option<Metainfo>,
+        AddTorrentInfo,
+        Option<Vec<u8>>,
+    ),
+    String,
+> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;
     let now = SystemTime::now()
@@ -310,10 +342,10 @@ fn prepare_file(
             ..InfoUpdate::default()
         },
     };
-    Ok((tracked, Some(meta), payload))
+    Ok((tracked, Some(meta), payload, Some(bytes)))
 }
 
-fn report_line(report: &Report, url: &str) -> (String, bool) {
+fn report_line(report: &Report) -> (String, bool) {
     let hash = report.info_hash.map(|h| h.to_hex()).unwrap_or_default();
     match report.outcome {
         Outcome::New | Outcome::Updated => (
@@ -321,7 +353,7 @@ fn report_line(report: &Report, url: &str) -> (String, bool) {
             false,
         ),
         Outcome::DryRun => (
-            format!("would POST {url} {}  ({})", report.detail, report.path),
+            format!("would POST {}  ({})", report.detail, report.path),
             false,
         ),
         Outcome::Skipped => (

@@ -107,6 +107,30 @@ impl AdminClient {
                 request.call()
             }
         };
+        Self::answer(result)
+    }
+
+    /// POSTs `body` as it is, with `content_type` (a `.torrent` upload).
+    pub fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Value, CallError> {
+        let mut request = self
+            .agent
+            .post(&self.url(path))
+            .header("Content-Type", content_type);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        Self::answer(request.send(body))
+    }
+
+    /// The JSON of a 2xx answer, or what went wrong.
+    fn answer(
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, CallError> {
         let mut response = match result {
             Ok(response) => response,
             Err(ureq::Error::BadUri(uri)) => return Err(CallError::BadUrl(uri)),

@@ -163,6 +163,10 @@ impl Registrar {
         self.client.url("/add_torrent_info")
     }
 
+    pub fn upload_url(&self) -> String {
+        self.client.url("/api/v1/torrents")
+    }
+
     /// Posts `payload`, retrying after connection errors, timeouts and 5xx with a delay that
     /// doubles from `retry_delay`. `on_retry(attempt, why, wait)` is told before each wait.
     pub fn register(
@@ -170,10 +174,33 @@ impl Registrar {
         payload: &AddTorrentInfo,
         on_retry: &mut dyn FnMut(u32, &str, Duration),
     ) -> Result<AddTorrentInfoReply, RegisterError> {
+        self.with_retries(on_retry, || {
+            self.client.call("POST", "/add_torrent_info", Some(payload))
+        })
+    }
+
+    /// Uploads a `.torrent` file as it is (`POST /api/v1/torrents`), with the same retries: the
+    /// tracker stores it and serves it to its users with their passkeys.
+    pub fn upload(
+        &self,
+        file: &[u8],
+        on_retry: &mut dyn FnMut(u32, &str, Duration),
+    ) -> Result<AddTorrentInfoReply, RegisterError> {
+        self.with_retries(on_retry, || {
+            self.client
+                .post_bytes("/api/v1/torrents", "application/x-bittorrent", file)
+        })
+    }
+
+    fn with_retries(
+        &self,
+        on_retry: &mut dyn FnMut(u32, &str, Duration),
+        call: impl Fn() -> Result<serde_json::Value, CallError>,
+    ) -> Result<AddTorrentInfoReply, RegisterError> {
         let mut delay = self.retry_delay;
         let mut attempt = 1;
         loop {
-            match self.client.call("POST", "/add_torrent_info", Some(payload)) {
+            match call() {
                 Ok(value) => {
                     return serde_json::from_value(value).map_err(|e| {
                         RegisterError::Other(format!("unexpected answer from the tracker: {e}"))

@@ -379,3 +379,69 @@ fn dry_run_contacts_nobody_and_prints_the_request() {
         "{out}"
     );
 }
+
+#[test]
+fn upload_sends_the_files_which_the_tracker_stores_and_serves_untouched() {
+    let tracker = Tracker::start(&["--private", "--user-uploads"]);
+    let alice = tracker.post_json("/users", r#"{"name": "alice"}"#).json();
+    let token = alice["api_token"].as_str().unwrap();
+    let passkey = alice["passkey"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.torrent"),
+        make_torrent("a.bin", 4000, true),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("single-file.torrent"),
+        dir.path().join("b-public.torrent"),
+    )
+    .unwrap();
+    let url = format!("http://{}", tracker.addr);
+    let dry = run(&[
+        "--upload",
+        "--dry-run",
+        "--tracker",
+        &url,
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&dry).contains(&format!("would POST {url}/api/v1/torrents the file (")),
+        "{}",
+        stdout(&dry)
+    );
+    let output = run(&[
+        "--upload",
+        "--tracker",
+        &url,
+        "--token",
+        token,
+        "--retries",
+        "0",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "one file is refused");
+    let hash = tinytracker::metainfo::parse(&make_torrent("a.bin", 4000, true))
+        .unwrap()
+        .v1
+        .unwrap()
+        .to_hex();
+    assert!(
+        stdout(&output).contains(&format!("new      {hash}")),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stderr(&output).contains("not private"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).ends_with("1 registered (1 new), 1 failed, 0 skipped\n"));
+    let shown = tracker.get(&format!("/api/v1/torrents/{hash}")).json();
+    assert_eq!(shown["uploader"], "alice");
+    assert_eq!(shown["stored"], true);
+    let served = tracker.get(&format!("/{passkey}/download/{hash}"));
+    assert_eq!(served.status, 200);
+    let meta = tinytracker::metainfo::parse(&served.body).unwrap();
+    assert_eq!(meta.v1.unwrap().to_hex(), hash);
+}
