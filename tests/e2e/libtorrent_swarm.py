@@ -12,6 +12,11 @@ With a REGISTER command, the torrent is written to WORK_DIR/swarm.torrent and re
 running that command with the file's path appended (for a tracker that serves registered torrents
 only); the command must exit 0.
 
+With SWARM_DOWNLOAD_URL set (a URL with {hash} in it), the torrent is made with the tracker
+SWARM_ORIGINAL_TRACKER instead, and after registering (an upload) both clients use the file served
+at SWARM_DOWNLOAD_URL: libtorrent parses it, its info hashes must equal the original's and its only
+tracker must be ANNOUNCE_URL (the tracker put the user's passkey URL in).
+
 Run with Debian's interpreter, which has python3-libtorrent (2.0):
 
     /usr/bin/python3 tests/e2e/libtorrent_swarm.py ANNOUNCE_URL WORK_DIR [REGISTER COMMAND...]
@@ -116,6 +121,8 @@ class Client:
 
 
 KIND = os.environ.get("SWARM_KIND", "v1")
+DOWNLOAD_URL = os.environ.get("SWARM_DOWNLOAD_URL")
+ORIGINAL_TRACKER = os.environ.get("SWARM_ORIGINAL_TRACKER")
 
 
 def make_torrent(announce_url, data_dir):
@@ -130,7 +137,8 @@ def make_torrent(announce_url, data_dir):
     # 20 bytes) or hybrid (announced under both hashes).
     flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[KIND]
     creator = lt.create_torrent(files, PIECE_SIZE, flags)
-    creator.add_tracker(announce_url)
+    tracker = ORIGINAL_TRACKER or announce_url
+    creator.add_tracker(tracker)
     creator.set_priv(True)
     creator.set_creator("tinytracker e2e test")
     lt.set_piece_hashes(creator, data_dir)
@@ -140,7 +148,7 @@ def make_torrent(announce_url, data_dir):
         f.write(encoded)
     if not torrent.priv():
         raise Failure("the torrent is not private")
-    if [t.url for t in torrent.trackers()] != [announce_url]:
+    if [t.url for t in torrent.trackers()] != [tracker]:
         raise Failure("unexpected trackers: %r" % [t.url for t in torrent.trackers()])
     return torrent, name, data
 
@@ -167,6 +175,22 @@ def scrape(announce_url, info_hash):
         return json.load(reply)
 
 
+def served_torrent(url, hashes, announce_url):
+    """The .torrent the tracker serves at url, parsed by libtorrent and checked against the
+    original: the same info hashes, and announce_url as its only tracker."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        served = reply.read()
+    torrent = lt.torrent_info(lt.bdecode(served))
+    got = torrent.info_hashes()
+    if (got.v1.to_bytes(), got.v2.to_bytes()) != (hashes.v1.to_bytes(), hashes.v2.to_bytes()):
+        raise Failure("the served file has other info hashes than the uploaded one")
+    trackers = [t.url for t in torrent.trackers()]
+    if trackers != [announce_url]:
+        raise Failure("the served file's trackers are %r, not [%r]" % (trackers, announce_url))
+    print("served file (%d bytes): the same info hashes, tracker %s" % (len(served), trackers[0]))
+    return torrent
+
+
 def run(announce_url, work_dir, register_command):
     seed_dir = os.path.join(work_dir, "seeder")
     leech_dir = os.path.join(work_dir, "leecher")
@@ -188,6 +212,8 @@ def run(announce_url, work_dir, register_command):
         print("registered: %s" % done.stdout.strip())
         if done.returncode != 0:
             raise Failure("registering failed (%d): %s %s" % (done.returncode, done.stdout, done.stderr))
+    if DOWNLOAD_URL:
+        torrent = served_torrent(DOWNLOAD_URL.replace("{hash}", info_hex), hashes, announce_url)
 
     clients = []
     try:

@@ -73,7 +73,7 @@ fn private_download_of(tracker: &Tracker, announce_url: &str, kind: &str) -> ser
         "--tracker",
         base.as_str(),
     ];
-    let info_hash = download_through_as(tracker, announce_url, &register, kind);
+    let info_hash = download_through_as(tracker, announce_url, &register, &[("SWARM_KIND", kind)]);
 
     let stats = tracker.get("/stats").json();
     assert_eq!(stats[hex(&info_hash)]["stats"]["completed"], 1, "{stats}");
@@ -94,6 +94,35 @@ fn private_tracker_with_a_user() -> (Tracker, String) {
     let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();
     let passkey = user["passkey"].as_str().expect("passkey").to_owned();
     (tracker, passkey)
+}
+
+#[test]
+fn a_swarm_completes_from_the_file_the_tracker_serves_with_the_users_passkey() {
+    let (tracker, passkey) = private_tracker_with_a_user();
+    let base = format!("http://{}", tracker.addr);
+    let announce_url = format!("{base}/{passkey}/announce");
+    let download_url = format!("{base}/{passkey}/download/{{hash}}");
+    let upload = [
+        env!("CARGO_BIN_EXE_add-torrent-info"),
+        "--upload",
+        "--tracker",
+        &base,
+    ];
+    let info_hash = download_through_as(
+        &tracker,
+        &announce_url,
+        &upload,
+        &[
+            ("SWARM_KIND", "hybrid"),
+            ("SWARM_DOWNLOAD_URL", &download_url),
+            ("SWARM_ORIGINAL_TRACKER", "http://tracker.invalid/announce"),
+        ],
+    );
+    let shown = tracker
+        .get(&format!("/api/v1/torrents/{}", hex(&info_hash)))
+        .json();
+    assert_eq!(shown["stored"], true, "{shown}");
+    assert_eq!(shown["completed"], 1, "{shown}");
 }
 
 #[test]
@@ -148,15 +177,15 @@ fn a_hybrid_torrent_is_one_swarm_under_both_hashes_through_a_private_tracker() {
 /// Runs the libtorrent seeder and leecher against `announce_url`, after `register` (a command
 /// given the torrent's path) when not empty. Returns the torrent's info hash.
 fn download_through(tracker: &Tracker, announce_url: &str, register: &[&str]) -> Vec<u8> {
-    download_through_as(tracker, announce_url, register, "v1")
+    download_through_as(tracker, announce_url, register, &[("SWARM_KIND", "v1")])
 }
 
-/// The same with a `kind` of torrent (the script's SWARM_KIND).
+/// The same with the script's settings in `env` (SWARM_KIND, SWARM_DOWNLOAD_URL, …).
 fn download_through_as(
     tracker: &Tracker,
     announce_url: &str,
     register: &[&str],
-    kind: &str,
+    env: &[(&str, &str)],
 ) -> Vec<u8> {
     require_python(
         SYSTEM_PYTHON,
@@ -168,7 +197,7 @@ fn download_through_as(
     // they can only find each other through the tracker. It checks the bytes and the tracker's scrape.
     let swarm = run(
         Command::new(SYSTEM_PYTHON)
-            .env("SWARM_KIND", kind)
+            .envs(env.iter().copied())
             .arg("-u")
             .arg(script("libtorrent_swarm.py"))
             .arg(announce_url)
