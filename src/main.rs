@@ -99,6 +99,11 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         .name("maintenance".into())
         .spawn(move || maintenance_app.run_maintenance())
         .context("starting the maintenance thread")?;
+    let events_app = Arc::clone(&app);
+    let events = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || events_app.run_events())
+        .context("starting the events thread")?;
 
     app.wait_for_shutdown(None);
     info!("shutting down");
@@ -111,6 +116,7 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         );
     }
     let _ = maintenance.join();
+    let _ = events.join();
     match app.save() {
         Ok(_) => {
             info!("stopped");

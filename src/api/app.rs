@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{error, info, warn};
 
 use crate::api::config::Config;
+use crate::api::events::Events;
 use crate::api::metrics::Metrics;
 use crate::store::state;
 use crate::store::swarm::Swarm;
@@ -25,6 +26,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Stored `.torrent` files, beside the state file.
     pub files: TorrentFiles,
+    /// Live events for `/api/v1/events`.
+    pub events: Events,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save, so saves are written in the order they were taken; inside,
@@ -48,6 +51,7 @@ impl App {
     pub fn new(config: Config, swarm: Swarm, users: Users, loaded_legacy_file: bool) -> App {
         App {
             files: TorrentFiles::beside(&config.state_file),
+            events: Events::new(config.max_event_clients),
             config,
             swarm,
             users,
@@ -193,6 +197,13 @@ impl App {
                     .unwrap_or_else(|p| p.into_inner());
                 *flag
             }
+        }
+    }
+
+    /// The events loop: once a second, counts that changed become live events, until shutdown.
+    pub fn run_events(&self) {
+        while !self.wait_for_shutdown(Some(Duration::from_secs(1))) {
+            self.events.tick(&self.swarm);
         }
     }
 

@@ -37,4 +37,6 @@ pub struct Config {
     pub user_uploads: bool,
     /// Largest upload body, in bytes.
     pub max_upload: usize,
+    /// Live-event subscribers held at once.
+    pub max_event_clients: usize,
 }

@@ -12,10 +12,11 @@ use crate::api::app::App;
 use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges, Outcome};
 use crate::api::routes::{self, Need, Route};
-use crate::api::{feeds, openapi};
+use crate::api::{events, feeds, openapi};
 use crate::error::{ApiError, ProtocolError};
 use crate::protocol;
 use crate::protocol::http;
+use crate::protocol::ids::InfoHash;
 use crate::store::swarm::canonical_ip;
 use crate::store::users::{self, User, UserId};
 
@@ -30,6 +31,9 @@ pub struct Reply {
     pub file_name: Option<String>,
     /// Further headers (CORS, `WWW-Authenticate`, caching).
     pub headers: Vec<(&'static str, String)>,
+    /// Start a live-event stream on the connection, with the events after this id (the body is
+    /// its first frame). The subscriber's place is taken already.
+    pub stream: Option<u64>,
     /// Start the graceful shutdown once this reply is on its way.
     pub then_shut_down: bool,
     /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
@@ -46,6 +50,7 @@ impl Reply {
             allow: None,
             file_name: None,
             headers: Vec::new(),
+            stream: None,
             then_shut_down: false,
             refused: None,
         }
@@ -69,6 +74,7 @@ impl Reply {
             allow: None,
             file_name: None,
             headers: Vec::new(),
+            stream: None,
             then_shut_down: false,
             refused: None,
         }
@@ -149,6 +155,8 @@ pub struct Prepared {
     content_type: Option<String>,
     /// The `Origin` of a cross-origin request from an allowed `--cors-origin`.
     cors_origin: Option<String>,
+    /// The event a reconnecting live-event client saw last (`Last-Event-ID`).
+    last_event_id: Option<u64>,
     body: Vec<u8>,
 }
 
@@ -192,7 +200,16 @@ impl Prepared {
             .flatten();
         let host = request.header("Host");
         let host_ok = access::host_allowed(&app.config.access, host);
+        let last_event_id = matches!(route, Ok(Route::Events))
+            .then(|| {
+                events::last_event_id(request.header("Last-Event-ID")).or_else(|| {
+                    let value = protocol::query_value(&query, "last_event_id")?;
+                    std::str::from_utf8(&value).ok()?.parse().ok()
+                })
+            })
+            .flatten();
         Prepared {
+            last_event_id,
             cors_origin: cors_origin(app, &request),
             route,
             who,
@@ -414,6 +431,7 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
         Route::Download { .. } => index::TORRENT_TYPE,
         Route::Rss { .. } => feeds::RSS_TYPE,
         Route::Torznab => feeds::XML_TYPE,
+        Route::Events => events::STREAM_TYPE,
         _ => "application/json",
     };
     let mut reply = Reply::plain(Vec::new());
@@ -422,6 +440,67 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
 }
 
 fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
+    let changes_index = matches!(
+        route,
+        Route::UploadTorrent
+            | Route::RegisterTorrent
+            | Route::EditTorrent(_)
+            | Route::RemoveTorrent(_)
+    );
+    let removal = matches!(route, Route::RemoveTorrent(_));
+    let reply = answer(app, route, req);
+    if changes_index && (200..300).contains(&reply.status) {
+        publish_change(app, &reply, removal);
+    }
+    reply
+}
+
+/// The live event for a change of the index that `reply` reports: `removed`, or `added` /
+/// `updated` with the torrent as the API lists it.
+fn publish_change(app: &App, reply: &Reply, removal: bool) {
+    let Ok(answer) = serde_json::from_slice::<Value>(&reply.body) else {
+        return;
+    };
+    let Some(hash) = answer["info_hash"]
+        .as_str()
+        .and_then(|h| InfoHash::from_hex(h).ok())
+    else {
+        return;
+    };
+    if removal {
+        app.events
+            .publish("removed", &json!({ "info_hash": hash.to_hex() }));
+        return;
+    }
+    let Some((hash, info, counts)) = app.swarm.entry(&hash) else {
+        return;
+    };
+    let kind = if answer["created"] == json!(true) {
+        "added"
+    } else {
+        "updated"
+    };
+    app.events.publish(
+        kind,
+        &json!({
+            "info_hash": hash.to_hex(),
+            "name": info.name,
+            "title": info.display_title(),
+            "artist": info.artist,
+            "tags": info.tags,
+            "category": info.category,
+            "size": info.size,
+            "uploader": info.uploader,
+            "added": info.added_unix(),
+            "stored": info.stored,
+            "seeders": counts.complete,
+            "leechers": counts.incomplete,
+            "completed": counts.downloaded,
+        }),
+    );
+}
+
+fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
     let now = app.now();
     let base = announce_base(app, req);
     let passkey = match &req.who {
@@ -499,10 +578,27 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
         }
         Route::Rss { passkey } => return feeds::rss(app, &passkey, &req.query, &base, now),
         Route::Torznab => return feeds::torznab(app, &req.query, &base, now),
+        Route::Events => return event_stream(app, req.last_event_id),
     };
     match result {
         Ok(value) => Reply::json(success, &value),
         Err(e) => Reply::error(e),
+    }
+}
+
+/// `GET /api/v1/events`: takes a subscriber's place and starts the stream after the event the
+/// client saw last (a reconnect), or with the events from now on.
+fn event_stream(app: &App, last_event_id: Option<u64>) -> Reply {
+    if let Err(full) = app.events.subscribe() {
+        return Reply::error(ApiError::Unavailable(format!(
+            "{} live-event clients are connected, the most this tracker takes (--max-event-clients)",
+            full.max
+        )));
+    }
+    let after = last_event_id.unwrap_or_else(|| app.events.newest());
+    Reply {
+        stream: Some(after),
+        ..Reply::typed(200, events::STREAM_TYPE, events::RETRY.to_vec())
     }
 }
 

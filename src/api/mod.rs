@@ -6,6 +6,7 @@ pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;
+pub mod events;
 pub mod feeds;
 pub mod index;
 pub mod metadata;

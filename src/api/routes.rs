@@ -60,6 +60,8 @@ pub enum Route {
     },
     /// `GET /api/torznab` (and `/api/torznab/api`, where Prowlarr and Jackett look).
     Torznab,
+    /// `GET /api/v1/events`: live events (Server-Sent Events).
+    Events,
 }
 
 /// Who a route is for; `dispatch` finds out who the caller is and holds the two together.
@@ -93,7 +95,8 @@ impl Route {
             Route::Download { passkey: None, .. }
             | Route::Catalog
             | Route::ShowTorrent(_)
-            | Route::Totals => Need::Reader,
+            | Route::Totals
+            | Route::Events => Need::Reader,
             Route::UploadTorrent | Route::EditTorrent(_) => Need::Uploader,
             Route::Me | Route::MyToken | Route::MyPasskey => Need::Member,
             _ => Need::Admin,
@@ -184,6 +187,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "me", "token"] => ("POST", (method == "POST").then_some(Route::MyToken)),
         ["api", "v1", "me", "passkey"] => ("POST", (method == "POST").then_some(Route::MyPasskey)),
         ["api", "v1", "stats"] => ("GET, HEAD", get(method, Route::Totals)),
+        ["api", "v1", "events"] => ("GET, HEAD", get(method, Route::Events)),
         ["api", "v1", "openapi.json"] => ("GET, HEAD", get(method, Route::OpenApi)),
         ["api", "torznab"] | ["api", "torznab", "api"] => {
             ("GET, HEAD", get(method, Route::Torznab))

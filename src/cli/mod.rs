@@ -338,6 +338,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TINYTRACKER_PUBLIC_METRICS", value_parser = BoolishValueParser::new())]
     pub public_metrics: bool,
 
+    /// Live-event subscribers (GET /api/v1/events) held at once; more get 503.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TINYTRACKER_MAX_EVENT_CLIENTS",
+        default_value_t = 1000
+    )]
+    pub max_event_clients: usize,
+
     /// Let users upload torrents (and edit their own uploads) with their API token; without it
     /// only operators register and upload.
     #[arg(long, env = "TINYTRACKER_USER_UPLOADS", value_parser = BoolishValueParser::new())]

@@ -62,6 +62,7 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
         public_metrics: cli.public_metrics,
         public_url,
         user_uploads: cli.user_uploads,
+        max_event_clients: cli.max_event_clients,
         max_upload,
     })
 }

@@ -24,6 +24,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::api::admin::BODY_LIMIT;
 use crate::api::app::App;
 use crate::api::dispatch::{Prepared, Queue, Reply};
+use crate::api::events;
 use crate::api::metrics::Endpoint;
 use crate::protocol::http;
 use crate::store::swarm::canonical_ip;
@@ -44,6 +45,9 @@ const SLOWEST_UPLOAD_BYTES_PER_SEC: usize = 64 * 1024;
 /// Answers waiting for a client to read them; beyond this, no further request of its is answered
 /// (nor read) until it reads. With MAX_INPUT this bounds what one connection holds.
 pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+/// Live events waiting for a subscriber to read them; a subscriber that lets more pile up is
+/// dropped (it reconnects with `Last-Event-ID` when it reads again).
+const MAX_PENDING_EVENTS: usize = 64 * 1024;
 /// Buffers bigger than this are given back once empty.
 const KEEP_BUFFER: usize = 16 * 1024;
 /// How often each worker looks for timed-out connections.
@@ -251,6 +255,9 @@ pub fn start(
             replies: replies_rx,
             limits,
             accepting: true,
+            streams: Vec::new(),
+            events_sent: app.events.newest(),
+            heartbeats_sent: app.events.heartbeats(),
         };
         for (i, socket) in sockets.into_iter().enumerate() {
             let mut listener = TcpListener::from_std(socket);
@@ -271,6 +278,12 @@ pub fn start(
         );
     }
     drop((jobs_tx, public_tx, index_tx));
+    let event_wakers = wakers.clone();
+    app.events.set_notify(Box::new(move || {
+        for waker in &event_wakers {
+            let _ = waker.wake();
+        }
+    }));
     let reply_senders = Arc::new(reply_senders);
     let (admin_app, senders) = (Arc::clone(app), Arc::clone(&reply_senders));
     let admin = std::thread::Builder::new()
@@ -431,6 +444,8 @@ struct Conn {
     input_cap: usize,
     /// How long the request being read may take to arrive.
     request_time: Duration,
+    /// A live-event stream: the id of the last event written to it. Its input is ignored.
+    subscribed: Option<u64>,
     continue_sent: bool,
     /// A slow request is with the admin thread; nothing else is read until its answer is written.
     waiting: Option<PendingReply>,
@@ -468,6 +483,11 @@ struct Worker {
     replies: Receiver<Answer>,
     limits: Limits,
     accepting: bool,
+    /// Connections that are live-event streams.
+    streams: Vec<usize>,
+    /// The newest live event and heartbeat count handed to the streams.
+    events_sent: u64,
+    heartbeats_sent: u64,
 }
 
 impl Worker {
@@ -500,6 +520,7 @@ impl Worker {
             while let Ok(answer) = self.replies.try_recv() {
                 self.deliver(answer);
             }
+            self.send_events();
             if self.app.is_shutting_down() {
                 self.stop_accepting();
                 let idle: Vec<usize> = self
@@ -558,6 +579,7 @@ impl Worker {
                         request_started: None,
                         input_cap: MAX_INPUT,
                         request_time: REQUEST_TIMEOUT,
+                        subscribed: None,
                         continue_sent: false,
                         waiting: None,
                         close_when_written: false,
@@ -693,6 +715,11 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
             };
+            if conn.subscribed.is_some() {
+                // A stream's client has nothing more to ask.
+                conn.input.clear();
+                return false;
+            }
             if conn.waiting.is_some() || conn.close_when_written || conn.input.is_empty() {
                 return false;
             }
@@ -783,8 +810,20 @@ impl Worker {
                 debug!("{}", log_line(&described, &reply));
             }
             let Some(conn) = self.conns.get_mut(key) else {
+                if reply.stream.is_some() {
+                    self.app.events.unsubscribe();
+                }
                 return false;
             };
+            if let Some(after) = reply.stream {
+                http::write_stream_head(&mut conn.output, reply.content_type, &reply.headers);
+                conn.output.extend_from_slice(&reply.body);
+                conn.subscribed = Some(self.app.events.write_since(after, &mut conn.output));
+                conn.input.clear();
+                conn.request_started = None;
+                self.streams.push(key);
+                return false;
+            }
             http::write_response(&mut conn.output, &reply.as_response(), keep_alive, http10);
             if !keep_alive {
                 conn.close_when_written = true;
@@ -823,6 +862,41 @@ impl Worker {
             conn.close_when_written = true;
         }
         self.on_ready(answer.conn);
+    }
+
+    /// Hands new live events (and heartbeats) to this worker's streams. A stream whose client
+    /// has not read [`MAX_PENDING_EVENTS`] of them is dropped.
+    fn send_events(&mut self) {
+        let newest = self.app.events.newest();
+        let heartbeats = self.app.events.heartbeats();
+        if newest == self.events_sent && heartbeats == self.heartbeats_sent {
+            return;
+        }
+        let beat = heartbeats != self.heartbeats_sent;
+        (self.events_sent, self.heartbeats_sent) = (newest, heartbeats);
+        let mut dropped = Vec::new();
+        for &key in &self.streams {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let Some(last) = conn.subscribed else {
+                continue;
+            };
+            conn.subscribed = Some(self.app.events.write_since(last, &mut conn.output));
+            if beat {
+                conn.output.extend_from_slice(events::HEARTBEAT);
+            }
+            if conn.output.len() - conn.written > MAX_PENDING_EVENTS {
+                debug!("{}: live-event subscriber not reading; dropped", conn.peer);
+                dropped.push(key);
+            }
+        }
+        for key in dropped {
+            self.close(key);
+        }
+        for key in self.streams.clone() {
+            self.flush(key);
+        }
     }
 
     /// Writes what it can; closes when done and asked to, waits for writability otherwise.
@@ -909,6 +983,10 @@ impl Worker {
                 .metrics
                 .open_connections
                 .fetch_sub(1, Ordering::Relaxed);
+            if conn.subscribed.is_some() {
+                self.app.events.unsubscribe();
+                self.streams.retain(|&k| k != key);
+            }
             if let Some(ip) = conn.counted_as {
                 self.per_ip.remove(ip);
             }
@@ -929,8 +1007,10 @@ impl Worker {
             let slow_request = c.output.is_empty()
                 && !c.close_when_written
                 && c.request_started.is_some_and(|t| now - t > c.request_time);
-            let idle =
-                c.input.is_empty() && c.output.is_empty() && now - c.last_activity > IDLE_TIMEOUT;
+            let idle = c.subscribed.is_none()
+                && c.input.is_empty()
+                && c.output.is_empty()
+                && now - c.last_activity > IDLE_TIMEOUT;
             let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
             if slow_request {
                 slow.push(key);

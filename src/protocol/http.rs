@@ -5,7 +5,7 @@
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The request headers the tracker reads; others are parsed and dropped.
-const KEPT_HEADERS: [&str; 11] = [
+const KEPT_HEADERS: [&str; 12] = [
     "Host",
     "X-Forwarded-For",
     "Authorization",
@@ -17,6 +17,7 @@ const KEPT_HEADERS: [&str; 11] = [
     "Origin",
     "Sec-Fetch-Site",
     "Content-Type",
+    "Last-Event-ID",
 ];
 
 /// One request, owned, as the handlers need it.
@@ -256,6 +257,24 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response, keep_alive: bool, 
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(response.body);
+}
+
+/// The head of an answer whose body is a stream that lasts as long as the connection
+/// (Server-Sent Events): no `Content-Length`, so the body ends when the connection does.
+pub fn write_stream_head(
+    out: &mut Vec<u8>,
+    content_type: &str,
+    headers: &[(&'static str, String)],
+) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+    );
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `attachment` with a file name any name can be given safely (RFC 6266): `filename` is an ASCII

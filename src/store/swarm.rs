@@ -1,7 +1,7 @@
 //! The swarm store: torrents, their peers and counters, sharded by info hash.
 //! One call per request under one shard lock; no I/O and no clock here (`now` is a parameter).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -344,6 +344,7 @@ impl Swarm {
         let Some(torrent) = shard.get_mut(&hash) else {
             unreachable!("the torrent was found or inserted above");
         };
+        let before = torrent.counts();
         torrent.peers.expire(cutoff);
 
         let key = Key::new(req.addr, user);
@@ -362,6 +363,9 @@ impl Swarm {
         };
         let Some(peer) = torrent.peers.get_mut(at) else {
             let counts = torrent.counts();
+            if counts != before && torrent.registered {
+                shard.changed.insert(hash);
+            }
             return Ok((
                 self.answer(counts, interval_secs, Vec::new()),
                 Credit::default(),
@@ -394,6 +398,8 @@ impl Swarm {
             if torrent.peers.is_empty() && !torrent.registered {
                 shard.remove(&hash);
                 self.removed_torrents(1);
+            } else if torrent.registered && counts != before {
+                shard.changed.insert(hash);
             }
             return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
         }
@@ -405,7 +411,31 @@ impl Swarm {
             })
             .min(self.config.max_numwant);
         let peers = torrent.peers.sample(want, Some(at), req.left == 0);
-        Ok((self.answer(torrent.counts(), interval_secs, peers), credit))
+        let counts = torrent.counts();
+        // Only a change of counts costs a set insert: most announces change nothing.
+        if counts != before && torrent.registered {
+            shard.changed.insert(hash);
+        }
+        Ok((self.answer(counts, interval_secs, peers), credit))
+    }
+
+    /// The registered torrents whose counts changed since the last call, with their counts now
+    /// (live events coalesce on this: one event per torrent per call).
+    pub fn take_changed(&self) -> Vec<(InfoHash, ScrapeCounts)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            if shard.changed.is_empty() {
+                continue;
+            }
+            let changed = std::mem::take(&mut shard.changed);
+            out.extend(
+                changed
+                    .into_iter()
+                    .filter_map(|hash| Some((hash, shard.get(&hash)?.counts()))),
+            );
+        }
+        out
     }
 
     fn answer(
@@ -665,10 +695,16 @@ impl Swarm {
         for shard in &self.shards {
             let mut shard = lock(shard);
             let before = (shard.len(), peers);
-            shard.retain(|_, torrent| {
-                peers += torrent.peers.expire(cutoff);
+            let mut changed = Vec::new();
+            shard.retain(|hash, torrent| {
+                let expired = torrent.peers.expire(cutoff);
+                if expired > 0 && torrent.registered {
+                    changed.push(*hash);
+                }
+                peers += expired;
                 torrent.registered || !torrent.peers.is_empty()
             });
+            shard.changed.extend(changed);
             torrents += before.0 - shard.len();
             shard.changes += (before.0 - shard.len() + peers - before.1) as u64;
         }
@@ -706,6 +742,8 @@ struct Shard {
     /// Truncated v2 hashes of hybrid torrents (in the shard of the alias) to their v1 hash.
     aliases: HashMap<InfoHash, InfoHash>,
     changes: u64,
+    /// Registered torrents whose counts changed since [`Swarm::take_changed`] last looked.
+    changed: HashSet<InfoHash>,
 }
 
 impl std::ops::Deref for Shard {

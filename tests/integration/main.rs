@@ -9,6 +9,7 @@ mod api;
 mod bounds;
 mod browser;
 mod e2e;
+mod events;
 mod export;
 mod feeds;
 mod hostile;
