@@ -93,6 +93,8 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     })
     .context("installing the Ctrl+C/SIGTERM handler")?;
 
+    // The first peers-over-time point is the state as loaded.
+    app.sample_history();
     let server = server::start(&app, listeners, workers, limits)?;
     let maintenance_app = Arc::clone(&app);
     let maintenance = std::thread::Builder::new()
@@ -182,6 +184,9 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
     users.restore(loaded.users, loaded.revoked);
     for pending in loaded.pending {
         swarm.register_pending(pending.candidates, pending.update, pending.since_unix);
+    }
+    if let Some(history) = loaded.history {
+        swarm.restore_totals_history(history);
     }
     for torrent in loaded.torrents {
         swarm.restore(torrent, now);

@@ -35,6 +35,8 @@ pub struct App {
     save_lock: Mutex<Option<u64>>,
     shutdown: Mutex<bool>,
     shutdown_signal: Condvar,
+    /// The 15-minute slot of the last peers-over-time sample.
+    sampled_slot: Mutex<u64>,
     shutting_down: AtomicBool,
 }
 
@@ -59,6 +61,7 @@ impl App {
             legacy_file_pending: Mutex::new(loaded_legacy_file),
             save_lock: Mutex::new(None),
             shutdown: Mutex::new(false),
+            sampled_slot: Mutex::new(0),
             shutdown_signal: Condvar::new(),
             shutting_down: AtomicBool::new(false),
         }
@@ -122,6 +125,7 @@ impl App {
             revoked: &revoked,
             pending: &pending,
             saved_at_unix: now,
+            history: Some(self.swarm.totals_history()),
         };
         let (bytes, torrents, peers) = state::save(path, &mut contents).map_err(|e| {
             self.metrics.save_failed();
@@ -207,6 +211,18 @@ impl App {
         }
     }
 
+    /// Takes a peers-over-time sample if none was taken in this 15-minute slot (at start, and
+    /// then as each slot begins).
+    pub fn sample_history(&self) {
+        let now = self.now();
+        let slot = now / crate::store::history::FINE_STEP;
+        let mut last = self.sampled_slot.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != slot {
+            *last = slot;
+            self.swarm.sample_history(now);
+        }
+    }
+
     /// The maintenance loop: sweeps expired peers and saves on the timer, until shutdown.
     pub fn run_maintenance(&self) {
         let tick = self
@@ -215,6 +231,7 @@ impl App {
             .map_or(SWEEP_EVERY, |every| every.min(SWEEP_EVERY));
         let mut last_save = Instant::now();
         while !self.wait_for_shutdown(Some(tick)) {
+            self.sample_history();
             let (peers, torrents) = self.swarm.sweep(self.now());
             if peers + torrents > 0 {
                 log::debug!(

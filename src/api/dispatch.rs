@@ -579,6 +579,8 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::Rss { passkey } => return feeds::rss(app, &passkey, &req.query, &base, now),
         Route::Torznab => return feeds::torznab(app, &req.query, &base, now),
         Route::Events => return event_stream(app, req.last_event_id),
+        Route::TorrentHistory(hash) => index::history(app, &hash),
+        Route::History => Ok(app.swarm.totals_history().to_json()),
     };
     match result {
         Ok(value) => Reply::json(success, &value),

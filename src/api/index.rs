@@ -379,6 +379,17 @@ pub fn edit(
     ))
 }
 
+/// `GET /api/v1/torrents/{hash}/history`: peers over time, for a plot.
+pub fn history(app: &App, text: &str) -> Result<Value, ApiError> {
+    let hash = parse_hash(text)?;
+    let (hash, mut history) = app
+        .swarm
+        .history(&hash)
+        .ok_or_else(|| ApiError::NotFound(format!("no torrent {hash}")))?;
+    history["info_hash"] = json!(hash.to_hex());
+    Ok(history)
+}
+
 /// `GET /api/v1/stats`: the tracker's totals.
 pub fn totals(app: &App) -> Value {
     let (torrents, seeders, leechers) = app.swarm.counts();

@@ -119,6 +119,11 @@ pub fn document() -> String {
             "/api/v1/torrents/{hash}/download": {
                 "get": with_params(op("The stored .torrent with the caller's announce URL (info dictionary untouched)", READERS, &[("200", "application/x-bittorrent"), ("404", "not registered or no stored file")]), &[HASH])
             },
+            "/api/v1/torrents/{hash}/history": {
+                "get": with_params(op("Peers over time: fine (15-minute points, 24 h: [unix, seeders, leechers]) and coarse (6-hour points, 24 days: [unix, max seeders, max leechers, completed])", READERS, &[("200", "the points, oldest first"), ("404", "not registered")]), &[HASH])
+            },
+            "/api/v1/history": { "get": op("The whole tracker's peers over time, as for one torrent", READERS, &[("200", "the points")]) },
+            "/api/v1/events": { "get": op("Live events (text/event-stream): added, updated, removed, counts (at most one a torrent a second), totals, heartbeats; Last-Event-ID resumes. EventSource cannot send headers: a user may pass ?token=", READERS, &[("200", "the stream"), ("503", "--max-event-clients reached")]) },
             "/api/v1/stats": { "get": op("Tracker totals", READERS, &[("200", "torrents, peers, users")]) },
             "/api/v1/me": { "get": op("The caller: passkey, announce URL, totals", "users (API token)", &[("200", "the user"), ("401", "no API token")]) },
             "/api/v1/me/token": { "post": op("A new API token for the caller (the old one stops working)", "users (API token)", &[("200", "the user with api_token")]) },
@@ -166,7 +171,7 @@ mod tests {
     fn every_documented_operation_routes() {
         let doc: Value = serde_json::from_str(&document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        assert!(paths.len() >= 17);
+        assert!(paths.len() >= 20);
         for (path, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 let method = method.to_ascii_uppercase();
@@ -188,6 +193,9 @@ mod tests {
             "/api/v1/torrents/{hash}",
             "/api/v1/torrents/{hash}/download",
             "/api/v1/stats",
+            "/api/v1/torrents/{hash}/history",
+            "/api/v1/history",
+            "/api/v1/events",
             "/api/v1/me",
             "/api/v1/me/token",
             "/api/v1/me/passkey",

@@ -62,6 +62,10 @@ pub enum Route {
     Torznab,
     /// `GET /api/v1/events`: live events (Server-Sent Events).
     Events,
+    /// `GET /api/v1/torrents/<hash>/history`: its peers over time.
+    TorrentHistory(String),
+    /// `GET /api/v1/history`: the tracker's peers over time.
+    History,
 }
 
 /// Who a route is for; `dispatch` finds out who the caller is and holds the two together.
@@ -96,7 +100,9 @@ impl Route {
             | Route::Catalog
             | Route::ShowTorrent(_)
             | Route::Totals
-            | Route::Events => Need::Reader,
+            | Route::Events
+            | Route::TorrentHistory(_)
+            | Route::History => Need::Reader,
             Route::UploadTorrent | Route::EditTorrent(_) => Need::Uploader,
             Route::Me | Route::MyToken | Route::MyPasskey => Need::Member,
             _ => Need::Admin,
@@ -188,6 +194,11 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "me", "passkey"] => ("POST", (method == "POST").then_some(Route::MyPasskey)),
         ["api", "v1", "stats"] => ("GET, HEAD", get(method, Route::Totals)),
         ["api", "v1", "events"] => ("GET, HEAD", get(method, Route::Events)),
+        ["api", "v1", "history"] => ("GET, HEAD", get(method, Route::History)),
+        ["api", "v1", "torrents", hash, "history"] => (
+            "GET, HEAD",
+            get(method, Route::TorrentHistory((*hash).to_owned())),
+        ),
         ["api", "v1", "openapi.json"] => ("GET, HEAD", get(method, Route::OpenApi)),
         ["api", "torznab"] | ["api", "torznab", "api"] => {
             ("GET, HEAD", get(method, Route::Torznab))

@@ -109,6 +109,7 @@ mod tests {
             registered: true,
             completions: 3,
             peers: vec![peer],
+            history: None,
         };
         let value = export(&[t]);
         let key = werkzeug_key(&h1);

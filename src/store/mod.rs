@@ -1,6 +1,7 @@
 //! The store: torrents, peers and users in memory, and the state file. Below it only `protocol`.
 
 pub mod export;
+pub mod history;
 pub mod info;
 pub mod peers;
 pub mod state;

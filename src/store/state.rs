@@ -15,6 +15,7 @@ use serde_json::Number;
 
 use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::legacy;
+use crate::store::history::History;
 use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::swarm::{canonical_ip, Peer, Pending, TorrentSnapshot};
 use crate::store::users::{Passkey, User, UserId};
@@ -43,6 +44,9 @@ pub struct StateFile<T = TorrentMap> {
     /// Registrations waiting for the first announce of one of their candidate hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_registrations: Vec<PendingEntry>,
+    /// The whole tracker's peers over time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History<u32>>,
 }
 
 /// A pending registration: the candidate hashes (40 hex) and the metadata to register.
@@ -176,6 +180,9 @@ pub struct TorrentEntry<P = Vec<PeerEntry<'static>>> {
     /// Registered by an operator (served with --registered-only). Legacy files: when it has a name.
     #[serde(default)]
     pub registered: bool,
+    /// Peers over time (base64 of its points), for a torrent that has had peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<History>>,
 }
 
 /// A torrent's `info`: its metadata, after the key again (as the original wrote it).
@@ -228,6 +235,7 @@ impl<'a> TorrentEntry<PeersOut<'a>> {
             stats,
             completions: t.completions,
             registered: t.registered,
+            history: t.history,
         }
     }
 }
@@ -366,6 +374,8 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     pub pending: Vec<Pending>,
     pub peers: usize,
+    /// The whole tracker's peers over time.
+    pub history: Option<History<u32>>,
 }
 
 #[derive(Debug)]
@@ -448,6 +458,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
     let legacy = file.version.is_none();
     let mut loaded = Loaded {
         legacy,
+        history: file.history,
         ..Loaded::default()
     };
     let user_ids = users_from_file(file.users, &mut loaded)?;
@@ -486,6 +497,7 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
             info: entry.info.info,
             completions: entry.completions,
             peers,
+            history: entry.history,
         });
     }
     Ok(loaded)
@@ -628,6 +640,7 @@ pub struct Contents<'a> {
     pub revoked: &'a [(Passkey, String)],
     pub pending: &'a [Pending],
     pub saved_at_unix: u64,
+    pub history: Option<History<u32>>,
 }
 
 /// Writes the state file as [`StateFile`] with the torrents streamed a batch at a time (40-hex keys
@@ -662,6 +675,7 @@ pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<
             .iter()
             .map(PendingEntry::from_pending)
             .collect(),
+        history: contents.history.take(),
     };
     let mut json = serde_json::Serializer::with_formatter(&mut *out, Layout::default());
     file.serialize(&mut json)?;
@@ -986,6 +1000,7 @@ mod tests {
                 revoked: &[],
                 pending: &[],
                 saved_at_unix: 1,
+                history: None,
             },
         )
     }
@@ -1003,6 +1018,7 @@ mod tests {
             revoked,
             pending: &[],
             saved_at_unix: 5,
+            history: None,
         };
         let mut out = Vec::new();
         write_state(&mut out, &mut contents).unwrap();
@@ -1098,6 +1114,7 @@ mod tests {
             },
             completions: 3,
             peers: vec![peer],
+            history: None,
         };
         let alice = User {
             id: 1,
@@ -1144,6 +1161,7 @@ mod tests {
             },
             completions: 1,
             peers: vec![peer(1), peer(2)],
+            history: None,
         };
         let text = written(&[torrent], &[], &[]);
         let hex = "ab".repeat(20);
@@ -1183,6 +1201,7 @@ mod tests {
             },
             completions: 0,
             peers: vec![],
+            history: None,
         };
         let text = written(std::slice::from_ref(&torrent), &[], &[]);
         let back = from_file(serde_json::from_str(&text).unwrap()).unwrap();
@@ -1200,6 +1219,7 @@ mod tests {
                         info: TorrentInfo::default(),
                         completions: u64::from(t),
                         peers: vec![],
+                        history: None,
                     })
                     .collect()
             })
@@ -1211,6 +1231,7 @@ mod tests {
             revoked: &[],
             pending: &[],
             saved_at_unix: 1,
+            history: None,
         };
         let mut out = Vec::new();
         assert_eq!(write_state(&mut out, &mut contents).unwrap(), (12, 0));
@@ -1383,6 +1404,7 @@ mod tests {
             revoked: &[],
             pending: std::slice::from_ref(&pending),
             saved_at_unix: 5,
+            history: None,
         };
         let mut out = Vec::new();
         write_state(&mut out, &mut contents).unwrap();

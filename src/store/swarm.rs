@@ -11,6 +11,7 @@ use rand::Rng;
 use crate::error::ProtocolError;
 use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
+use crate::store::history::{History, Sample};
 use crate::store::info::truncated;
 use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::peers::{Entry, Key, PeerSet};
@@ -119,6 +120,8 @@ struct Torrent {
     peers: PeerSet,
     /// `info.search_text()`, kept while the info does not change (searches read it).
     search: Box<str>,
+    /// Peers over time; none until a sample finds it has peers.
+    history: Option<Box<History>>,
 }
 
 impl Torrent {
@@ -150,6 +153,7 @@ pub struct TorrentSnapshot {
     pub registered: bool,
     pub completions: u64,
     pub peers: Vec<Peer>,
+    pub history: Option<Box<History>>,
 }
 
 /// `/stats` figures for one torrent: counts plus byte sums over its live peers.
@@ -168,6 +172,8 @@ pub struct TorrentStats {
 pub struct Swarm {
     config: SwarmConfig,
     shards: Vec<Mutex<Shard>>,
+    /// The tracker's own peers over time (all torrents together).
+    totals_history: Mutex<History<u32>>,
     /// Torrents in all shards, kept as they are added and removed (for --max-torrents).
     torrents: AtomicUsize,
     /// Registrations whose hash could be any of several (the legacy client's ambiguous text
@@ -192,6 +198,7 @@ impl Swarm {
         Swarm {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            totals_history: Mutex::new(History::default()),
             torrents: AtomicUsize::new(0),
             pending: Mutex::new(Vec::new()),
             pending_count: AtomicUsize::new(0),
@@ -417,6 +424,72 @@ impl Swarm {
             shard.changed.insert(hash);
         }
         Ok((self.answer(counts, interval_secs, peers), credit))
+    }
+
+    /// Takes a peers-over-time sample at `now_unix`: of each registered torrent that has peers or
+    /// a history already, and of the whole tracker. One shard locked at a time.
+    pub fn sample_history(&self, now_unix: u64) {
+        let mut totals = Sample::default();
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            let mut sampled = 0;
+            for torrent in shard.values_mut() {
+                let counts = torrent.counts();
+                totals.seeders += u64::from(counts.complete);
+                totals.leechers += u64::from(counts.incomplete);
+                totals.completions += counts.downloaded;
+                let has_peers = counts.complete + counts.incomplete > 0;
+                if !torrent.registered || (torrent.history.is_none() && !has_peers) {
+                    continue;
+                }
+                let sample = Sample {
+                    seeders: counts.complete.into(),
+                    leechers: counts.incomplete.into(),
+                    completions: counts.downloaded,
+                };
+                torrent
+                    .history
+                    .get_or_insert_with(Box::default)
+                    .record(now_unix, sample);
+                sampled += 1;
+            }
+            shard.changes += sampled;
+        }
+        self.totals_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(now_unix, totals);
+    }
+
+    /// A registered torrent's peers over time, as JSON ([`History::to_json`]); an empty history
+    /// for one that has had no peers yet.
+    pub fn history(&self, hash: &InfoHash) -> Option<(InfoHash, serde_json::Value)> {
+        self.read(hash, |hash, t| {
+            t.registered.then(|| {
+                let json = t
+                    .history
+                    .as_deref()
+                    .map_or_else(|| History::<u16>::default().to_json(), History::to_json);
+                (*hash, json)
+            })
+        })
+        .flatten()
+    }
+
+    /// The whole tracker's peers over time.
+    pub fn totals_history(&self) -> History<u32> {
+        self.totals_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts the tracker's saved history in place (startup only).
+    pub fn restore_totals_history(&self, history: History<u32>) {
+        *self
+            .totals_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = history;
     }
 
     /// The registered torrents whose counts changed since the last call, with their counts now
@@ -659,6 +732,7 @@ impl Swarm {
                         .filter(|p| p.last_seen_unix() > cutoff)
                         .map(Peer::from_entry)
                         .collect(),
+                    history: torrent.history.clone(),
                 })
                 .collect(),
         )
@@ -677,6 +751,7 @@ impl Swarm {
         });
         torrent.info = snapshot.info;
         torrent.search = torrent.info.search_text().into();
+        torrent.history = snapshot.history;
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
         for peer in snapshot.peers {

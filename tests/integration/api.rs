@@ -504,3 +504,59 @@ fn the_openapi_document_is_served_and_names_the_index() {
         .get("patch")
         .is_some());
 }
+
+#[test]
+fn peers_over_time_are_sampled_served_and_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start_in(dir.path(), &[]);
+    let file = make_torrent("plotted.bin", 400, false);
+    let hash = hash_of(&file);
+    assert_eq!(upload_as(&tracker, None, &file).status, 201);
+    let raw = tinytracker::ids::InfoHash::from_hex(&hash).unwrap();
+    for (n, left) in [(1, 0), (2, 100), (3, 100)] {
+        tracker.announce(&format!(
+            "info_hash={}&peer_id={}&port={}&left={left}",
+            escape(raw.as_bytes()),
+            escape(&id(n)),
+            7000 + n
+        ));
+    }
+    let before = tracker
+        .get(&format!("/api/v1/torrents/{hash}/history"))
+        .json();
+    assert_eq!(before["fine"]["step"], 900);
+    assert_eq!(
+        before["fine"]["points"].as_array().unwrap().len(),
+        0,
+        "no sample since the torrent came: {before}"
+    );
+    assert!(tracker.interrupt().success());
+
+    // A start samples the state it loaded.
+    let mut tracker = Tracker::start_in(dir.path(), &[]);
+    let history = tracker
+        .get(&format!("/api/v1/torrents/{hash}/history"))
+        .json();
+    let fine = history["fine"]["points"].as_array().unwrap();
+    assert_eq!(fine.len(), 1, "{history}");
+    assert_eq!(fine[0][1], 1, "seeders: {history}");
+    assert_eq!(fine[0][2], 2, "leechers: {history}");
+    let slot = fine[0][0].as_u64().unwrap();
+    assert_eq!(slot % 900, 0);
+    let coarse = history["coarse"]["points"].as_array().unwrap();
+    assert_eq!(coarse[0][1], 1, "{history}");
+    let totals = tracker.get("/api/v1/history").json();
+    assert_eq!(totals["fine"]["points"][0][2], 2, "{totals}");
+    assert!(tracker.interrupt().success());
+    let state = std::fs::read_to_string(dir.path().join("tracker_state.json")).unwrap();
+    assert!(state.contains("\"history\""), "saved in the state file");
+
+    // Kept: the point is still there after another restart.
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let again = tracker
+        .get(&format!("/api/v1/torrents/{hash}/history"))
+        .json();
+    assert_eq!(again["fine"]["points"][0], fine[0], "{again}");
+    let none = tracker.get(&format!("/api/v1/torrents/{}/history", "00".repeat(20)));
+    assert_eq!(none.status, 404);
+}
