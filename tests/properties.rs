@@ -10,7 +10,7 @@ use tinytracker::ids::{InfoHash, PeerId};
 use tinytracker::protocol::torrent_file;
 use tinytracker::swarm::{Swarm, SwarmConfig};
 use tinytracker::users::Users;
-use tinytracker::{admin, bencode, http, legacy, metainfo, protocol, state};
+use tinytracker::{admin, bencode, http, legacy, metainfo, multipart, protocol, state};
 
 fn swarm() -> Swarm {
     Swarm::new(SwarmConfig::default())
@@ -122,6 +122,33 @@ proptest! {
         let again = metainfo::parse(&served).expect("a served file is a torrent");
         prop_assert_eq!(again.v1, stored.v1);
         prop_assert!(served.windows(info.len()).any(|w| w == &info[..]));
+    }
+
+    #[test]
+    fn forms_round_trip_and_any_body_is_read_without_panic(
+        fields in prop::collection::vec(("[a-z]{1,8}", prop::collection::vec(any::<u8>(), 0..80)), 1..6),
+        noise in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let boundary = "b0undary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in &fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        // Values that happen to contain the delimiter cannot round-trip; browsers pick a boundary
+        // that no value contains.
+        let delimiter = format!("\r\n--{boundary}");
+        if !fields.iter().any(|(_, v)| v.windows(delimiter.len()).any(|w| w == delimiter.as_bytes())) {
+            let parts = multipart::parse(&body, boundary).expect("a well-formed form");
+            prop_assert_eq!(parts.len(), fields.len());
+            for (part, (name, value)) in parts.iter().zip(&fields) {
+                prop_assert_eq!(&part.name, name);
+                prop_assert_eq!(part.body, &value[..]);
+            }
+        }
+        let _ = multipart::parse(&noise, boundary);
     }
 
     #[test]
