@@ -1,14 +1,18 @@
 //! The index's listing: `GET /api/v1/torrents`, and the feeds built on it (RSS, Torznab). A query
 //! (words, tag, category, sort, page) is read from the URL, matched against every registered
-//! torrent's lowercased search text in one walk of the swarm, and the page is cut out with a
-//! partial sort: O(torrents), whatever the page.
+//! torrent's folded search text in one walk of the swarm, and the page is kept in a bounded heap
+//! as the walk goes: O(torrents × log(page end)).
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use memchr::memmem;
 
 use crate::error::ApiError;
 use crate::protocol::ids::InfoHash;
 use crate::protocol::ScrapeCounts;
-use crate::store::info::{fold, TorrentInfo, CATEGORIES};
+use crate::store::info::{category_line, fold, sort_name, tag_line, TorrentInfo, CATEGORIES};
+use crate::store::search_index::{Row as IndexRow, SearchIndex};
 use crate::store::swarm::Swarm;
 
 /// Results a page holds unless the query says; and at most.
@@ -113,13 +117,6 @@ impl Query {
         Ok(out)
     }
 
-    /// Whether a torrent with this metadata and search text is in the results.
-    pub fn matches(&self, info: &TorrentInfo, search: &str) -> bool {
-        self.words.iter().all(|w| search.contains(w.as_str()))
-            && self.tag.as_ref().is_none_or(|tag| info.tags.contains(tag))
-            && (self.categories.is_empty() || self.categories.contains(&info.category))
-    }
-
     fn offset(&self) -> usize {
         self.offset
             .unwrap_or_else(|| (self.page - 1).saturating_mul(self.per_page))
@@ -158,54 +155,195 @@ pub struct Page {
     pub torrents: Vec<Found>,
 }
 
-/// What a torrent is sorted by, taken in the walk; names only when sorting by name.
+/// A torrent kept for the page while the walk goes on: its sort key and hash.
+#[derive(Debug, PartialEq, Eq)]
 struct Row {
-    hash: InfoHash,
     number: u64,
-    name: Option<String>,
+    name: Option<Box<str>>,
+    hash: InfoHash,
 }
 
-/// The page of registered torrents `query` asks for.
-pub fn search(swarm: &Swarm, query: &Query) -> Page {
-    let sort = query.sort;
-    let mut rows = swarm.select(|hash, info, search, counts| {
-        if !query.matches(info, search) {
-            return None;
+/// Orders rows as the page lists them ("less" comes first): by key, ascending or descending,
+/// then by hash, so equal keys have one fixed order and pages neither repeat nor skip a torrent.
+fn listed_before(
+    descending: bool,
+    a: (u64, Option<&str>, &InfoHash),
+    b: (u64, Option<&str>, &InfoHash),
+) -> Ordering {
+    let by_key = a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1));
+    let by_key = if descending { by_key.reverse() } else { by_key };
+    by_key.then_with(|| a.2.cmp(b.2))
+}
+
+/// A row in a heap whose top is the row listed last (the first to give way to a better one).
+struct Ranked {
+    row: Row,
+    descending: bool,
+}
+
+impl Ranked {
+    fn key(&self) -> (u64, Option<&str>, &InfoHash) {
+        (self.row.number, self.row.name.as_deref(), &self.row.hash)
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.row == other.row
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        listed_before(self.descending, self.key(), other.key())
+    }
+}
+
+/// One part of the walk: the matches it counted and the best of them it kept.
+struct Collector<'q> {
+    query: &'q Query,
+    /// Texts a match must contain: the words, and the tag's line.
+    required: Vec<memmem::Finder<'static>>,
+    /// Lines of which a match must contain one (the categories asked for), if any.
+    any_of: Vec<memmem::Finder<'static>>,
+    keep: usize,
+    heap: BinaryHeap<Ranked>,
+    total: usize,
+}
+
+impl<'q> Collector<'q> {
+    fn new(query: &'q Query) -> Collector<'q> {
+        let keep = query.offset().saturating_add(query.per_page);
+        let owned = |text: &str| memmem::Finder::new(text.as_bytes()).into_owned();
+        let mut required: Vec<_> = query.words.iter().map(|w| owned(w)).collect();
+        if let Some(tag) = &query.tag {
+            // The tag first: it is the most selective, and the scan uses the first.
+            required.insert(0, owned(&tag_line(tag)));
         }
+        Collector {
+            query,
+            required,
+            any_of: query
+                .categories
+                .iter()
+                .map(|c| owned(&category_line(c)))
+                .collect(),
+            keep,
+            heap: BinaryHeap::with_capacity(keep.min(4096) + 1),
+            total: 0,
+        }
+    }
+
+    /// Every match among a shard's torrents. With something to look for, one SIMD scan of the
+    /// shard's whole text finds the candidates; without, every row is one.
+    fn collect(&mut self, index: &SearchIndex, counts: &dyn Fn(&InfoHash) -> ScrapeCounts) {
+        let rows = index.rows();
+        match self.required.first() {
+            None => {
+                for row in rows {
+                    self.consider(index, row, counts);
+                }
+            }
+            Some(first) => {
+                let mut last = usize::MAX;
+                let finder = first.clone();
+                for at in finder.find_iter(index.text().as_bytes()) {
+                    let n = index.row_at(at);
+                    if n != last {
+                        last = n;
+                        self.consider(index, &rows[n], counts);
+                    }
+                }
+            }
+        }
+    }
+
+    fn consider(
+        &mut self,
+        index: &SearchIndex,
+        row: &IndexRow,
+        counts: &dyn Fn(&InfoHash) -> ScrapeCounts,
+    ) {
+        let text = index.text_of(row);
+        let bytes = text.as_bytes();
+        if !self.required.iter().all(|f| f.find(bytes).is_some())
+            || !(self.any_of.is_empty() || self.any_of.iter().any(|f| f.find(bytes).is_some()))
+        {
+            return;
+        }
+        self.total += 1;
+        if self.keep == 0 {
+            return;
+        }
+        let (sort, descending) = (self.query.sort, self.query.descending);
         let number = match sort {
-            Sort::Added => info.added_unix(),
-            Sort::Seeders => u64::from(counts.complete),
-            Sort::Leechers => u64::from(counts.incomplete),
-            Sort::Completed => counts.downloaded,
-            Sort::Size => info.size,
+            Sort::Added => row.added,
+            Sort::Size => row.size,
+            Sort::Seeders => u64::from(counts(&row.hash).complete),
+            Sort::Leechers => u64::from(counts(&row.hash).incomplete),
+            Sort::Completed => counts(&row.hash).downloaded,
             Sort::Name => 0,
         };
-        let name = (sort == Sort::Name).then(|| fold(info.display_title()));
-        Some(Row {
-            hash: *hash,
-            number,
-            name,
-        })
-    });
-    let total = rows.len();
-    let descending = query.descending;
-    let order = |a: &Row, b: &Row| -> Ordering {
-        let by_key = a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name));
-        let by_key = if descending { by_key.reverse() } else { by_key };
-        // Equal keys in one fixed order, so pages neither repeat nor skip a torrent.
-        by_key.then_with(|| a.hash.cmp(&b.hash))
-    };
-    let offset = query.offset().min(total);
-    let end = offset.saturating_add(query.per_page).min(total);
-    if end < total {
-        rows.select_nth_unstable_by(end, order);
-        rows.truncate(end);
+        let name = (sort == Sort::Name).then(|| sort_name(text));
+        if self.heap.len() == self.keep {
+            let worst = self.heap.peek().map(Ranked::key);
+            if worst
+                .is_some_and(|w| listed_before(descending, (number, name, &row.hash), w).is_ge())
+            {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(Ranked {
+            row: Row {
+                number,
+                name: name.map(Box::from),
+                hash: row.hash,
+            },
+            descending,
+        });
     }
-    rows.sort_unstable_by(order);
-    let torrents = rows[offset..]
+}
+
+/// The page of registered torrents `query` asks for. One walk of the shards' search indexes
+/// ([`SearchIndex`]), split over the machine's cores (each takes every n-th shard): a SIMD scan of
+/// each shard's text for the first thing asked for, and only the best `offset + per_page` matches
+/// kept (a bounded heap), so page 1 costs no sort of every match.
+pub fn search(swarm: &Swarm, query: &Query) -> Page {
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let collected: Vec<Collector> = std::thread::scope(|scope| {
+        let walks: Vec<_> = (1..parts)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut collector = Collector::new(query);
+                    swarm.visit_index(part, parts, |index, counts| {
+                        collector.collect(index, counts)
+                    });
+                    collector
+                })
+            })
+            .collect();
+        let mut mine = Collector::new(query);
+        swarm.visit_index(0, parts, |index, counts| mine.collect(index, counts));
+        let mut all = vec![mine];
+        // A walk cannot panic short of a bug; its part is then missing, not the whole answer.
+        all.extend(walks.into_iter().filter_map(|walk| walk.join().ok()));
+        all
+    });
+    let total = collected.iter().map(|c| c.total).sum();
+    let mut ranked: Vec<Ranked> = collected.into_iter().flat_map(|c| c.heap).collect();
+    ranked.sort_unstable();
+    let torrents = ranked
         .iter()
-        .filter_map(|row| {
-            let (hash, info, counts) = swarm.entry(&row.hash)?;
+        .skip(query.offset())
+        .take(query.per_page)
+        .filter_map(|r| {
+            let (hash, info, counts) = swarm.entry(&r.row.hash)?;
             Some(Found { hash, info, counts })
         })
         .collect();

@@ -177,23 +177,53 @@ impl TorrentInfo {
         }
     }
 
-    /// What a search looks in, folded ([`fold`]): name, title, artist and tags, one per line.
+    /// What a search looks in, folded ([`fold`]), each line between line breaks: the title shown
+    /// (first, so it is also the key names are sorted by: [`sort_name`]), the name, the artist,
+    /// each tag after `#` ([`tag_line`]) and the category after `@` ([`category_line`]).
     pub fn search_text(&self) -> String {
         let mut text = String::with_capacity(
-            self.name.len() + self.title.len() + self.artist.len() + 16 * self.tags.len(),
+            self.name.len() + self.title.len() + self.artist.len() + 16 * self.tags.len() + 24,
         );
-        for part in [&self.name, &self.title, &self.artist]
-            .into_iter()
-            .chain(&self.tags)
-        {
+        text.push('\n');
+        text.push_str(&fold(self.display_title()));
+        text.push('\n');
+        for part in [&self.name, &self.title, &self.artist] {
             if !part.is_empty() {
                 text.push_str(&fold(part));
                 text.push('\n');
             }
         }
+        for tag in &self.tags {
+            text.push_str(&tag_line(tag)[1..]);
+        }
+        if !self.category.is_empty() {
+            text.push_str(&category_line(&self.category)[1..]);
+        }
         text
     }
 }
+
+/// How a tag stands in a search text, line breaks around it: a search for it finds exactly it.
+pub fn tag_line(tag: &str) -> String {
+    format!("\n#{}\n", fold(tag))
+}
+
+/// How a category stands in a search text.
+pub fn category_line(category: &str) -> String {
+    format!("\n@{category}\n")
+}
+
+/// The folded title a search text starts with: what listings sort names by.
+pub fn sort_name(search_text: &str) -> &str {
+    search_text
+        .strip_prefix('\n')
+        .unwrap_or(search_text)
+        .split('\n')
+        .next()
+        .unwrap_or_default()
+}
+
+impl TorrentInfo {}
 
 /// Text as searches and name sorting compare it, the way a database's case- and accent-insensitive
 /// collation does: lowercased (Unicode-aware) and without accents (canonical decomposition with

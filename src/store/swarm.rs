@@ -15,6 +15,7 @@ use crate::store::history::{History, Sample};
 use crate::store::info::truncated;
 use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::peers::{Entry, Key, PeerSet};
+use crate::store::search_index::SearchIndex;
 use crate::store::users::{Credit, UserId};
 
 const SHARDS: usize = 32;
@@ -584,6 +585,7 @@ impl Swarm {
         torrent.registered = true;
         torrent.info.apply(update);
         torrent.search = torrent.info.search_text().into();
+        shard.index = None;
         created
     }
 
@@ -594,11 +596,34 @@ impl Swarm {
         let torrent = shard.get_mut(&canonical).filter(|t| t.registered)?;
         torrent.info.apply(update);
         torrent.search = torrent.info.search_text().into();
-        Some((canonical, torrent.info.clone()))
+        let info = torrent.info.clone();
+        shard.index = None;
+        Some((canonical, info))
     }
 
-    /// The registered torrents `pick` keeps, each given its hash, metadata, lowercased search
-    /// text ([`TorrentInfo::search_text`]) and live counts; one shard locked at a time.
+    /// Shows `see` the search index ([`SearchIndex`]) of every `parts`-th shard from `part`, with
+    /// a lookup of a torrent's live counts; one shard locked at a time. `parts` callers with parts
+    /// 0.. together see every registered torrent once.
+    pub fn visit_index(
+        &self,
+        part: usize,
+        parts: usize,
+        mut see: impl FnMut(&SearchIndex, &dyn Fn(&InfoHash) -> ScrapeCounts),
+    ) {
+        for shard in self.shards.iter().skip(part).step_by(parts.max(1)) {
+            let mut shard = lock(shard);
+            shard.index();
+            let shard = &*shard;
+            let Some(index) = shard.index.as_ref() else {
+                continue;
+            };
+            let counts = |hash: &InfoHash| shard.get(hash).map(Torrent::counts).unwrap_or_default();
+            see(index, &counts);
+        }
+    }
+
+    /// The registered torrents `pick` keeps, each given its hash, metadata, search text
+    /// ([`TorrentInfo::search_text`]) and live counts; one shard locked at a time.
     pub fn select<T>(
         &self,
         mut pick: impl FnMut(&InfoHash, &TorrentInfo, &str, ScrapeCounts) -> Option<T>,
@@ -643,6 +668,7 @@ impl Swarm {
     pub fn unregister(&self, hash: &InfoHash) -> Option<(InfoHash, usize)> {
         let (canonical, mut shard) = self.resolve(hash);
         let removed = shard.remove(&canonical)?;
+        shard.index = None;
         drop(shard);
         self.removed_torrents(1);
         if let Some(v2) = removed.info.v2 {
@@ -745,6 +771,7 @@ impl Swarm {
             self.alias(truncated(&v2), snapshot.info_hash);
         }
         let mut shard = self.shard(&snapshot.info_hash);
+        shard.index = None;
         let torrent = shard.entry(snapshot.info_hash).or_insert_with(|| {
             self.added_torrent();
             Torrent::default()
@@ -819,6 +846,22 @@ struct Shard {
     changes: u64,
     /// Registered torrents whose counts changed since [`Swarm::take_changed`] last looked.
     changed: HashSet<InfoHash>,
+    /// The registered torrents laid out for searches; `None` after a change, until a search.
+    index: Option<SearchIndex>,
+}
+
+impl Shard {
+    /// The search index, built again if the metadata changed since.
+    fn index(&mut self) -> &SearchIndex {
+        let map = &self.map;
+        self.index.get_or_insert_with(|| {
+            SearchIndex::build(
+                map.iter()
+                    .filter(|(_, t)| t.registered)
+                    .map(|(hash, t)| (*hash, t.info.added_unix(), t.info.size, &*t.search)),
+            )
+        })
+    }
 }
 
 impl std::ops::Deref for Shard {
