@@ -31,9 +31,9 @@ pub struct Reply {
     pub file_name: Option<String>,
     /// Further headers (CORS, `WWW-Authenticate`, caching).
     pub headers: Vec<(&'static str, String)>,
-    /// Start a live-event stream on the connection, with the events after this id (the body is
-    /// its first frame). The subscriber's place is taken already.
-    pub stream: Option<u64>,
+    /// Start a live-event stream on the connection (the body is its first frame). The
+    /// subscriber's place is taken already.
+    pub stream: Option<events::Stream>,
     /// Start the graceful shutdown once this reply is on its way.
     pub then_shut_down: bool,
     /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
@@ -578,7 +578,7 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         }
         Route::Rss { passkey } => return feeds::rss(app, &passkey, &req.query, &base, now),
         Route::Torznab => return feeds::torznab(app, &req.query, &base, now),
-        Route::Events => return event_stream(app, req.last_event_id),
+        Route::Events => return event_stream(app, req.last_event_id, &req.query),
         Route::TorrentHistory(hash) => index::history(app, &hash),
         Route::History => Ok(app.swarm.totals_history().to_json()),
     };
@@ -590,7 +590,11 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
 
 /// `GET /api/v1/events`: takes a subscriber's place and starts the stream after the event the
 /// client saw last (a reconnect), or with the events from now on.
-fn event_stream(app: &App, last_event_id: Option<u64>) -> Reply {
+fn event_stream(app: &App, last_event_id: Option<u64>, query: &str) -> Reply {
+    let only = match events::followed(query) {
+        Ok(only) => only,
+        Err(e) => return Reply::error(ApiError::BadRequest(e)),
+    };
     if let Err(full) = app.events.subscribe() {
         return Reply::error(ApiError::Unavailable(format!(
             "{} live-event clients are connected, the most this tracker takes (--max-event-clients)",
@@ -599,7 +603,7 @@ fn event_stream(app: &App, last_event_id: Option<u64>) -> Reply {
     }
     let after = last_event_id.unwrap_or_else(|| app.events.newest());
     Reply {
-        stream: Some(after),
+        stream: Some(events::Stream { after, only }),
         ..Reply::typed(200, events::STREAM_TYPE, events::RETRY.to_vec())
     }
 }

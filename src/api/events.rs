@@ -14,6 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
+use crate::protocol::ids::InfoHash;
 use crate::store::swarm::Swarm;
 
 /// The media type of the stream.
@@ -32,8 +33,22 @@ pub const RETRY: &[u8] = b"retry: 3000\n\n";
 
 struct Stored {
     id: u64,
+    /// The torrent of a `counts` event: subscribers that follow some torrents only skip others'.
+    counts_of: Option<InfoHash>,
     frame: Vec<u8>,
 }
+
+/// The start of a subscriber's stream: after which event, and which torrents' counts it follows
+/// (`None`: every torrent's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub after: u64,
+    /// Sorted.
+    pub only: Option<Vec<InfoHash>>,
+}
+
+/// Most torrents one subscriber may follow by name (a page of a listing is 50 to 200).
+pub const MAX_FOLLOWED: usize = 200;
 
 pub struct Events {
     history: Mutex<VecDeque<Stored>>,
@@ -83,21 +98,28 @@ impl Events {
 
     /// Numbers and keeps an event of `kind` with `data`, and wakes the event loops.
     pub fn publish(&self, kind: &str, data: &Value) {
-        self.publish_all([(kind, data.clone())]);
+        self.publish_all([(kind, None, data.clone())]);
     }
 
-    /// Several events at once, with one wake.
-    pub fn publish_all<'a>(&self, events: impl IntoIterator<Item = (&'a str, Value)>) {
+    /// Several events at once, with one wake; a `counts` event names its torrent.
+    fn publish_all<'a>(
+        &self,
+        events: impl IntoIterator<Item = (&'a str, Option<InfoHash>, Value)>,
+    ) {
         let mut published = false;
         {
             let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            for (kind, data) in events {
+            for (kind, counts_of, data) in events {
                 let id = self.newest.load(Ordering::Relaxed) + 1;
                 let frame = format!("id: {id}\nevent: {kind}\ndata: {data}\n\n").into_bytes();
                 if history.len() == HISTORY {
                     history.pop_front();
                 }
-                history.push_back(Stored { id, frame });
+                history.push_back(Stored {
+                    id,
+                    counts_of,
+                    frame,
+                });
                 self.newest.store(id, Ordering::Release);
                 published = true;
             }
@@ -117,9 +139,10 @@ impl Events {
         self.heartbeats.load(Ordering::Relaxed)
     }
 
-    /// Appends to `out` the frames of the events after `after`; a [`RESET`] first when some of
-    /// them have left the history. Returns the id of the last event written.
-    pub fn write_since(&self, after: u64, out: &mut Vec<u8>) -> u64 {
+    /// Appends to `out` the frames of the events after `after` (with `only`, the counts of those
+    /// torrents only); a [`RESET`] first when some of them have left the history. Returns the id
+    /// of the last event looked at.
+    pub fn write_since(&self, after: u64, only: Option<&[InfoHash]>, out: &mut Vec<u8>) -> u64 {
         let newest = self.newest();
         if after >= newest {
             return newest.max(after);
@@ -132,8 +155,13 @@ impl Events {
         let start = history.partition_point(|e| e.id <= after);
         let mut last = after;
         for event in history.range(start..) {
-            out.extend_from_slice(&event.frame);
             last = event.id;
+            if let (Some(only), Some(hash)) = (only, &event.counts_of) {
+                if only.binary_search(hash).is_err() {
+                    continue;
+                }
+            }
+            out.extend_from_slice(&event.frame);
         }
         last
     }
@@ -165,11 +193,12 @@ impl Events {
     pub fn tick(&self, swarm: &Swarm) {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         let changed = swarm.take_changed();
-        let mut events: Vec<(&str, Value)> = changed
+        let mut events: Vec<(&str, Option<InfoHash>, Value)> = changed
             .into_iter()
             .map(|(hash, counts)| {
                 (
                     "counts",
+                    Some(hash),
                     json!({
                         "info_hash": hash.to_hex(),
                         "seeders": counts.complete,
@@ -187,6 +216,7 @@ impl Events {
                 let (torrents, seeders, leechers) = totals;
                 events.push((
                     "totals",
+                    None,
                     json!({ "torrents": torrents, "seeders": seeders, "leechers": leechers }),
                 ));
             }
@@ -197,6 +227,30 @@ impl Events {
             self.wake();
         }
     }
+}
+
+/// The torrents a subscriber follows: `info_hash=<40 hex>` parameters (none: all of them).
+pub fn followed(query: &str) -> Result<Option<Vec<InfoHash>>, String> {
+    let mut only = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key == "info_hash" {
+            let hash = InfoHash::from_hex(&value).map_err(|_| {
+                format!(
+                    "info_hash: {:?} is not 40 hex characters",
+                    crate::api::access::short(&value)
+                )
+            })?;
+            only.push(hash);
+        }
+    }
+    if only.len() > MAX_FOLLOWED {
+        return Err(format!(
+            "info_hash: at most {MAX_FOLLOWED} torrents; leave it out to follow all"
+        ));
+    }
+    only.sort();
+    only.dedup();
+    Ok((!only.is_empty()).then_some(only))
 }
 
 /// The event id a reconnecting client asks to continue after (`Last-Event-ID`), if it is one.
@@ -223,19 +277,19 @@ mod tests {
             events.publish("added", &json!({ "n": n }));
         }
         let mut out = Vec::new();
-        assert_eq!(events.write_since(1, &mut out), 3);
+        assert_eq!(events.write_since(1, None, &mut out), 3);
         assert_eq!(
             text(&out),
             "id: 2\nevent: added\ndata: {\"n\":1}\n\nid: 3\nevent: added\ndata: {\"n\":2}\n\n"
         );
         let mut none = Vec::new();
-        assert_eq!(events.write_since(3, &mut none), 3);
+        assert_eq!(events.write_since(3, None, &mut none), 3);
         assert!(none.is_empty());
         for n in 0..HISTORY {
             events.publish("added", &json!({ "n": n }));
         }
         let mut old = Vec::new();
-        events.write_since(1, &mut old);
+        events.write_since(1, None, &mut old);
         assert!(
             text(&old).starts_with("event: reset\n"),
             "too old: start again"
@@ -273,8 +327,14 @@ mod tests {
             swarm.announce(&req, 0, 2).unwrap();
         }
         events.tick(&swarm);
+        let mut followed = Vec::new();
+        events.write_since(0, Some(&[InfoHash([1; 20])]), &mut followed);
+        assert!(
+            !text(&followed).contains("event: counts"),
+            "another torrent's counts"
+        );
         let mut out = Vec::new();
-        events.write_since(0, &mut out);
+        events.write_since(0, None, &mut out);
         let out = text(&out);
         assert_eq!(out.matches("event: counts").count(), 1, "{out}");
         assert!(out.contains("\"leechers\":5"), "{out}");

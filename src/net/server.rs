@@ -27,6 +27,7 @@ use crate::api::dispatch::{Prepared, Queue, Reply};
 use crate::api::events;
 use crate::api::metrics::Endpoint;
 use crate::protocol::http;
+use crate::protocol::ids::InfoHash;
 use crate::store::swarm::canonical_ip;
 
 /// A connection that sent nothing for this long (between requests) is closed.
@@ -45,8 +46,9 @@ const SLOWEST_UPLOAD_BYTES_PER_SEC: usize = 64 * 1024;
 /// Answers waiting for a client to read them; beyond this, no further request of its is answered
 /// (nor read) until it reads. With MAX_INPUT this bounds what one connection holds.
 pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
-/// Live events waiting for a subscriber to read them; a subscriber that lets more pile up is
-/// dropped (it reconnects with `Last-Event-ID` when it reads again).
+/// Live events waiting for a subscriber to read them when new ones come; a subscriber that lets
+/// more pile up is dropped (it reconnects with `Last-Event-ID` when it reads again). So one holds
+/// at most this and one batch of new events (at most the events' history).
 const MAX_PENDING_EVENTS: usize = 64 * 1024;
 /// Buffers bigger than this are given back once empty.
 const KEEP_BUFFER: usize = 16 * 1024;
@@ -444,8 +446,9 @@ struct Conn {
     input_cap: usize,
     /// How long the request being read may take to arrive.
     request_time: Duration,
-    /// A live-event stream: the id of the last event written to it. Its input is ignored.
-    subscribed: Option<u64>,
+    /// A live-event stream: the id of the last event looked at for it, and the torrents whose
+    /// counts it follows (none: all). Its input is ignored.
+    subscribed: Option<(u64, Option<Box<[InfoHash]>>)>,
     continue_sent: bool,
     /// A slow request is with the admin thread; nothing else is read until its answer is written.
     waiting: Option<PendingReply>,
@@ -815,10 +818,15 @@ impl Worker {
                 }
                 return false;
             };
-            if let Some(after) = reply.stream {
+            if let Some(stream) = reply.stream {
                 http::write_stream_head(&mut conn.output, reply.content_type, &reply.headers);
                 conn.output.extend_from_slice(&reply.body);
-                conn.subscribed = Some(self.app.events.write_since(after, &mut conn.output));
+                let only = stream.only.map(Vec::into_boxed_slice);
+                let last =
+                    self.app
+                        .events
+                        .write_since(stream.after, only.as_deref(), &mut conn.output);
+                conn.subscribed = Some((last, only));
                 conn.input.clear();
                 conn.request_started = None;
                 self.streams.push(key);
@@ -865,7 +873,7 @@ impl Worker {
     }
 
     /// Hands new live events (and heartbeats) to this worker's streams. A stream whose client
-    /// has not read [`MAX_PENDING_EVENTS`] of them is dropped.
+    /// has more than [`MAX_PENDING_EVENTS`] of the earlier ones unread is dropped.
     fn send_events(&mut self) {
         let newest = self.app.events.newest();
         let heartbeats = self.app.events.heartbeats();
@@ -879,16 +887,24 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let Some(last) = conn.subscribed else {
+            let Some((last, only)) = &conn.subscribed else {
                 continue;
             };
-            conn.subscribed = Some(self.app.events.write_since(last, &mut conn.output));
-            if beat {
-                conn.output.extend_from_slice(events::HEARTBEAT);
-            }
+            // What it has not read of the earlier events: a client that stopped reading goes.
             if conn.output.len() - conn.written > MAX_PENDING_EVENTS {
                 debug!("{}: live-event subscriber not reading; dropped", conn.peer);
                 dropped.push(key);
+                continue;
+            }
+            let last = self
+                .app
+                .events
+                .write_since(*last, only.as_deref(), &mut conn.output);
+            if let Some((seen, _)) = &mut conn.subscribed {
+                *seen = last;
+            }
+            if beat {
+                conn.output.extend_from_slice(events::HEARTBEAT);
             }
         }
         for key in dropped {

@@ -190,3 +190,39 @@ fn subscribers_are_capped_and_a_private_tracker_asks_for_a_token() {
     }
     assert_eq!(status["status"], 200, "{status}");
 }
+
+#[test]
+fn a_page_follows_the_counts_of_its_own_torrents_only() {
+    let tracker = Tracker::start(&[]);
+    let mut hashes = Vec::new();
+    for name in ["followed.bin", "other.bin"] {
+        let reply = tracker.request(
+            "POST",
+            "/api/v1/torrents",
+            &[("Content-Type", "application/x-bittorrent")],
+            &make_torrent(name, 400, false),
+        );
+        hashes.push(reply.json()["info_hash"].as_str().unwrap().to_owned());
+    }
+    let bad = tracker.get("/api/v1/events?info_hash=xyz");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let url = format!(
+        "http://{}/api/v1/events?info_hash={}",
+        tracker.addr, hashes[0]
+    );
+    let (mut reader, status) = Reader::start(&url, 1, None);
+    assert_eq!(status["status"], 200);
+    assert_eq!(reader.line(), "connected");
+    // The other torrent first: its counts are not sent to this page.
+    for (n, hash) in [(1, &hashes[1]), (2, &hashes[0])] {
+        let raw = tinytracker::ids::InfoHash::from_hex(hash).unwrap();
+        tracker.announce(&format!(
+            "info_hash={}&peer_id={}&port=7001&left=5",
+            escape(raw.as_bytes()),
+            escape(&id(n))
+        ));
+    }
+    let counts = reader.event();
+    assert_eq!(counts["event"], "counts");
+    assert_eq!(data(&counts)["info_hash"], hashes[0].as_str());
+}
