@@ -226,45 +226,112 @@ impl<C: Count> History<C> {
         })
     }
 
-    /// The whole history as bytes (little-endian counts), for the state file.
+    /// The history as bytes for the state file: the slots, then the points from the oldest
+    /// known one to the newest, each count as a LEB128 varint of count + 1 (0: unknown). A young
+    /// history is a few bytes, a full one of small swarms about 500.
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + (2 * FINE_POINTS + 3 * COARSE_POINTS) * C::BYTES);
-        out.extend_from_slice(&self.fine_slot.to_le_bytes());
-        out.extend_from_slice(&self.coarse_slot.to_le_bytes());
-        out.extend_from_slice(&self.completions_base.to_le_bytes());
-        for p in &self.fine {
-            p.seeders.write(&mut out);
-            p.leechers.write(&mut out);
+        let mut out = Vec::with_capacity(64);
+        varint(&mut out, u64::from(self.fine_slot));
+        varint(&mut out, u64::from(self.coarse_slot));
+        varint(&mut out, self.completions_base);
+        let fine = known_span(self.fine_slot, &self.fine, |p| *p == Point::UNKNOWN);
+        varint(&mut out, fine as u64);
+        for slot in window(self.fine_slot, fine) {
+            let p = self.fine[slot as usize % FINE_POINTS];
+            count(&mut out, p.seeders);
+            count(&mut out, p.leechers);
         }
-        for p in &self.coarse {
-            p.seeders.write(&mut out);
-            p.leechers.write(&mut out);
-            p.completed.write(&mut out);
+        let coarse = known_span(self.coarse_slot, &self.coarse, |p| *p == CoarsePoint::UNKNOWN);
+        varint(&mut out, coarse as u64);
+        for slot in window(self.coarse_slot, coarse) {
+            let p = self.coarse[slot as usize % COARSE_POINTS];
+            count(&mut out, p.seeders);
+            count(&mut out, p.leechers);
+            count(&mut out, p.completed);
         }
         out
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<History<C>> {
-        if bytes.len() != 16 + (2 * FINE_POINTS + 3 * COARSE_POINTS) * C::BYTES {
-            return None;
-        }
+        let mut input = bytes;
         let mut history = History {
-            fine_slot: u32::from_le_bytes(bytes[0..4].try_into().ok()?),
-            coarse_slot: u32::from_le_bytes(bytes[4..8].try_into().ok()?),
-            completions_base: u64::from_le_bytes(bytes[8..16].try_into().ok()?),
+            fine_slot: u32::try_from(read_varint(&mut input)?).ok()?,
+            coarse_slot: u32::try_from(read_varint(&mut input)?).ok()?,
+            completions_base: read_varint(&mut input)?,
             ..History::default()
         };
-        let mut counts = bytes[16..].chunks_exact(C::BYTES).map(C::read);
-        for p in history.fine.iter_mut() {
-            p.seeders = counts.next()?;
-            p.leechers = counts.next()?;
+        let fine = usize::try_from(read_varint(&mut input)?).ok()?;
+        if fine > FINE_POINTS || fine as u64 > u64::from(history.fine_slot) + 1 {
+            return None;
         }
-        for p in history.coarse.iter_mut() {
-            p.seeders = counts.next()?;
-            p.leechers = counts.next()?;
-            p.completed = counts.next()?;
+        for slot in window(history.fine_slot, fine) {
+            history.fine[slot as usize % FINE_POINTS] = Point {
+                seeders: read_count(&mut input)?,
+                leechers: read_count(&mut input)?,
+            };
         }
-        Some(history)
+        let coarse = usize::try_from(read_varint(&mut input)?).ok()?;
+        if coarse > COARSE_POINTS || coarse as u64 > u64::from(history.coarse_slot) + 1 {
+            return None;
+        }
+        for slot in window(history.coarse_slot, coarse) {
+            history.coarse[slot as usize % COARSE_POINTS] = CoarsePoint {
+                seeders: read_count(&mut input)?,
+                leechers: read_count(&mut input)?,
+                completed: read_count(&mut input)?,
+            };
+        }
+        input.is_empty().then_some(history)
+    }
+}
+
+/// How many slots, back from `newest`, reach the oldest known point of a ring.
+fn known_span<P>(newest: u32, ring: &[P], unknown: impl Fn(&P) -> bool) -> usize {
+    if newest == 0 {
+        return 0;
+    }
+    let len = ring.len().min(newest as usize + 1);
+    (0..len)
+        .rev()
+        .find(|&back| !unknown(&ring[(newest as usize - back) % ring.len()]))
+        .map_or(0, |back| back + 1)
+}
+
+/// The `span` slots up to and including `newest`, oldest first.
+fn window(newest: u32, span: usize) -> std::ops::RangeInclusive<u32> {
+    (newest + 1 - span as u32)..=newest
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(input: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = input.split_first()?;
+        *input = rest;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// A count as a varint of count + 1, an unknown one as 0.
+fn count<C: Count>(out: &mut Vec<u8>, c: C) {
+    varint(out, if c == C::UNKNOWN { 0 } else { c.get() + 1 });
+}
+
+fn read_count<C: Count>(input: &mut &[u8]) -> Option<C> {
+    match read_varint(input)? {
+        0 => Some(C::UNKNOWN),
+        n => Some(C::of(n - 1)),
     }
 }
 
@@ -283,7 +350,7 @@ impl<C: Count> Known for C {
     }
 }
 
-/// In the state file: base64 of the bytes (about 1.3 KB a torrent).
+/// In the state file: base64 of [`History::to_bytes`].
 impl<C: Count> Serialize for History<C> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.to_bytes()))
@@ -366,5 +433,13 @@ mod tests {
         let back: History<u32> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, h);
         assert!(serde_json::from_str::<History<u32>>("\"AAAA\"").is_err());
+        assert!(text.len() < 40, "a young history is small: {text}");
+        let mut full = History::<u16>::default();
+        for n in 0..30 * 96 {
+            full.record(DAY0 + n * FINE_STEP, sample(n % 7, n % 13, n / 50));
+        }
+        let text = serde_json::to_string(&full).unwrap();
+        assert!(text.len() < 700, "{} bytes", text.len());
+        assert_eq!(serde_json::from_str::<History<u16>>(&text).unwrap(), full);
     }
 }

@@ -230,6 +230,10 @@ impl TorrentInfo {}
 /// the combining marks left out), so `ÉTÉ`, `été` and `ete` are one word.
 pub fn fold(text: &str) -> String {
     use unicode_normalization::char::is_combining_mark;
+    if text.is_ascii() {
+        // Nothing to decompose: the common case, without the per-character work.
+        return text.to_ascii_lowercase();
+    }
     use unicode_normalization::UnicodeNormalization;
     text.chars()
         .flat_map(char::to_lowercase)
