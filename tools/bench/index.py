@@ -34,13 +34,25 @@ TAGS = "jazz rock folk ambient data build lecture flac mp3 1080p 720p linux wind
 CATEGORIES = ["movies", "music", "software", "tv", "books", "games", "data", "other"]
 
 
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def history_blob(rng):
-    """A full history in the state file's layout: both rings filled."""
+    """A full history as the state file holds it (src/store/history.rs): the slots and completion
+    base, then 96 fine points (seeders, leechers) and 96 coarse points (seeders, leechers,
+    completions), each count a varint of count + 1."""
     now = int(time.time())
-    out = struct.pack("<IIQ", now // 900, now // 21600, rng.randrange(1000))
-    out += b"".join(struct.pack("<HH", rng.randrange(50), rng.randrange(50)) for _ in range(96))
-    out += b"".join(struct.pack("<HHH", rng.randrange(80), rng.randrange(80), rng.randrange(20))
-                    for _ in range(96))
+    out = varint(now // 900) + varint(now // 21600) + varint(rng.randrange(1000))
+    out += varint(96) + b"".join(varint(rng.randrange(50) + 1) + varint(rng.randrange(50) + 1)
+                                 for _ in range(96))
+    out += varint(96) + b"".join(varint(rng.randrange(80) + 1) + varint(rng.randrange(80) + 1)
+                                 + varint(rng.randrange(20) + 1) for _ in range(96))
     return base64.b64encode(out).decode()
 
 
