@@ -23,6 +23,18 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::error::ApiError;
+use crate::store::users::User;
+
+/// Who sent a request, as far as its route needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Nobody in particular (the route needs no one, or the index is open).
+    Anonymous,
+    /// An operator: the admin token, or a `--local-admin` caller.
+    Admin,
+    /// A user, by their API token.
+    User(User),
+}
 
 /// What the operator configured.
 #[derive(Debug, Clone, Default)]

@@ -6,11 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use log::error;
 use serde_json::{json, Value};
 
-use crate::api::access;
+use crate::api::access::{self, Who};
 use crate::api::admin;
 use crate::api::app::App;
 use crate::api::index;
-use crate::api::metrics::{Endpoint, Gauges, Outcome};
+use crate::api::metrics::{Endpoint, Gauges};
+pub use crate::api::reply::Reply;
 use crate::api::routes::{self, Need, Route};
 use crate::api::{events, feeds, openapi};
 use crate::error::{ApiError, ProtocolError};
@@ -18,110 +19,7 @@ use crate::protocol;
 use crate::protocol::http;
 use crate::protocol::ids::InfoHash;
 use crate::store::swarm::canonical_ip;
-use crate::store::users::{self, User, UserId};
-
-/// What a handler decided, before it is written to the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    pub allow: Option<&'static str>,
-    /// A download's file name (sent as `Content-Disposition: attachment`).
-    pub file_name: Option<String>,
-    /// Further headers (CORS, `WWW-Authenticate`, caching).
-    pub headers: Vec<(&'static str, String)>,
-    /// Start a live-event stream on the connection (the body is its first frame). The
-    /// subscriber's place is taken already.
-    pub stream: Option<events::Stream>,
-    /// Start the graceful shutdown once this reply is on its way.
-    pub then_shut_down: bool,
-    /// Why a BitTorrent client was refused (the body is then its bencoded `failure reason`).
-    pub refused: Option<String>,
-}
-
-impl Reply {
-    /// A 200 with a `text/plain` body: a bencoded answer, or the `/metrics` text.
-    pub fn plain(body: Vec<u8>) -> Reply {
-        Reply {
-            status: 200,
-            content_type: "text/plain",
-            body,
-            allow: None,
-            file_name: None,
-            headers: Vec::new(),
-            stream: None,
-            then_shut_down: false,
-            refused: None,
-        }
-    }
-
-    /// A BitTorrent client's refusal: HTTP 200 (BEP 3) with a bencoded `failure reason`.
-    pub fn failure(e: &ProtocolError) -> Reply {
-        Reply {
-            refused: Some(e.to_string()),
-            ..Reply::plain(protocol::encode_failure(e))
-        }
-    }
-
-    pub fn json(status: u16, value: &Value) -> Reply {
-        let mut body = value.to_string().into_bytes();
-        body.push(b'\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body,
-            allow: None,
-            file_name: None,
-            headers: Vec::new(),
-            stream: None,
-            then_shut_down: false,
-            refused: None,
-        }
-    }
-
-    pub fn error(e: ApiError) -> Reply {
-        let mut reply = Reply::json(e.status(), &json!({ "error": e.to_string() }));
-        match e {
-            ApiError::MethodNotAllowed { allow, .. } => reply.allow = Some(allow),
-            ApiError::Unauthorized(_) => reply
-                .headers
-                .push(("WWW-Authenticate", "Bearer realm=\"tinytracker\"".into())),
-            _ => {}
-        }
-        reply
-    }
-
-    /// A reply of `content_type` with `body`.
-    pub fn typed(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
-        Reply {
-            status,
-            content_type,
-            ..Reply::plain(body)
-        }
-    }
-
-    /// How `/metrics` counts this reply.
-    pub fn outcome(&self) -> Outcome {
-        match self.status {
-            500.. => Outcome::Error,
-            400.. => Outcome::Refused,
-            _ if self.refused.is_some() => Outcome::Refused,
-            _ => Outcome::Ok,
-        }
-    }
-
-    pub fn as_response(&self) -> http::Response<'_> {
-        http::Response {
-            status: self.status,
-            content_type: self.content_type,
-            allow: self.allow,
-            file_name: self.file_name.as_deref(),
-            headers: &self.headers,
-            body: &self.body,
-        }
-    }
-}
+use crate::store::users::{self, UserId};
 
 /// Which thread answers a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,17 +56,6 @@ pub struct Prepared {
     /// The event a reconnecting live-event client saw last (`Last-Event-ID`).
     last_event_id: Option<u64>,
     body: Vec<u8>,
-}
-
-/// Who sent a request, as far as its route needs to know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Who {
-    /// Nobody in particular (the route needs no one, or the index is open).
-    Anonymous,
-    /// An operator: the admin token, or a `--local-admin` caller.
-    Admin,
-    /// A user, by their API token.
-    User(User),
 }
 
 /// Who sent a request.

@@ -4,10 +4,10 @@
 use log::{error, warn};
 use serde_json::{json, Map, Value};
 
+use crate::api::access::Who;
 use crate::api::admin::AnnounceBase;
 use crate::api::app::App;
 use crate::api::catalog::{self, Found};
-use crate::api::dispatch::Who;
 use crate::api::metadata;
 use crate::error::ApiError;
 use crate::protocol::ids::{self, InfoHash};

@@ -12,6 +12,7 @@ pub mod index;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod reply;
 pub mod routes;
 
 use serde::{Deserialize, Serialize};

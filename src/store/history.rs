@@ -241,7 +241,9 @@ impl<C: Count> History<C> {
             count(&mut out, p.seeders);
             count(&mut out, p.leechers);
         }
-        let coarse = known_span(self.coarse_slot, &self.coarse, |p| *p == CoarsePoint::UNKNOWN);
+        let coarse = known_span(self.coarse_slot, &self.coarse, |p| {
+            *p == CoarsePoint::UNKNOWN
+        });
         varint(&mut out, coarse as u64);
         for slot in window(self.coarse_slot, coarse) {
             let p = self.coarse[slot as usize % COARSE_POINTS];
