@@ -367,24 +367,8 @@ fn publish_change(app: &App, reply: &Reply, removal: bool) {
     } else {
         "updated"
     };
-    app.events.publish(
-        kind,
-        &json!({
-            "info_hash": hash.to_hex(),
-            "name": info.name,
-            "title": info.display_title(),
-            "artist": info.artist,
-            "tags": info.tags,
-            "category": info.category,
-            "size": info.size,
-            "uploader": info.uploader,
-            "added": info.added_unix(),
-            "stored": info.stored,
-            "seeders": counts.complete,
-            "leechers": counts.incomplete,
-            "completed": counts.downloaded,
-        }),
-    );
+    let found = crate::api::catalog::Found { hash, info, counts };
+    app.events.publish(kind, &index::summary_json(&found));
 }
 
 fn answer(app: &App, route: Route, req: &Prepared) -> Reply {

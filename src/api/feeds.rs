@@ -15,8 +15,8 @@ use crate::api::catalog::{self, Found, Query, Sort};
 use crate::api::index::{Links, TORRENT_TYPE};
 use crate::api::reply::Reply;
 use crate::error::ApiError;
-use crate::protocol::{self, metainfo};
-use crate::store::info::{truncated, CATEGORIES};
+use crate::protocol;
+use crate::store::info::CATEGORIES;
 use crate::store::users::User;
 
 pub const RSS_TYPE: &str = "application/rss+xml; charset=utf-8";
@@ -296,14 +296,7 @@ fn write_feed(
 
 fn item(w: &mut Writer<Vec<u8>>, found: &Found, links: &Links, torznab: bool) -> io::Result<()> {
     let Found { hash, info, counts } = found;
-    let pure_v2 = info.v2.as_ref().is_some_and(|v2| truncated(v2) == *hash);
-    let magnet = metainfo::magnet_link(
-        (!pure_v2).then_some(hash),
-        info.v2.as_ref(),
-        info.display_title(),
-        info.size,
-        &links.announce(),
-    );
+    let magnet = links.magnet(found);
     let download = info.stored.then(|| links.download(hash));
     let published = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(info.added_unix()));
     let mut summary = Vec::new();

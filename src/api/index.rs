@@ -51,6 +51,20 @@ impl Links<'_> {
     pub fn page(&self, hash: &InfoHash) -> String {
         format!("{}/api/v1/torrents/{}", self.base.url, hash.to_hex())
     }
+
+    /// The torrent's magnet link, with its v1 hash (unless it is pure v2), its v2 hash, and the
+    /// caller's announce URL.
+    pub fn magnet(&self, found: &Found) -> String {
+        let Found { hash, info, .. } = found;
+        let pure_v2 = info.v2.as_ref().is_some_and(|v2| truncated(v2) == *hash);
+        metainfo::magnet_link(
+            (!pure_v2).then_some(hash),
+            info.v2.as_ref(),
+            info.display_title(),
+            info.size,
+            &self.announce(),
+        )
+    }
 }
 
 /// The uploader a caller is recorded as: a user's name, or nobody for an operator.
@@ -240,17 +254,9 @@ fn register_magnet(
     ))
 }
 
-/// A torrent as the API lists it: metadata, live counts and the caller's links.
-pub fn torrent_json(found: &Found, links: &Links) -> Value {
+/// A torrent's metadata and live counts: the same for every caller (live events send this).
+pub fn summary_json(found: &Found) -> Value {
     let Found { hash, info, counts } = found;
-    let pure_v2 = info.v2.as_ref().is_some_and(|v2| truncated(v2) == *hash);
-    let magnet = metainfo::magnet_link(
-        (!pure_v2).then_some(hash),
-        info.v2.as_ref(),
-        info.display_title(),
-        info.size,
-        &links.announce(),
-    );
     json!({
         "info_hash": hash.to_hex(),
         "v2_info_hash": info.v2.as_ref().map(|v2| ids::hex(v2)),
@@ -266,10 +272,16 @@ pub fn torrent_json(found: &Found, links: &Links) -> Value {
         "leechers": counts.incomplete,
         "completed": counts.downloaded,
         "stored": info.stored,
-        "download_url": info.stored.then(|| links.download(hash)),
-        "magnet": magnet,
-        "url": links.page(hash),
     })
+}
+
+/// A torrent as the API lists it: [`summary_json`] and the caller's links.
+pub fn torrent_json(found: &Found, links: &Links) -> Value {
+    let mut value = summary_json(found);
+    value["download_url"] = json!(found.info.stored.then(|| links.download(&found.hash)));
+    value["magnet"] = json!(links.magnet(found));
+    value["url"] = json!(links.page(&found.hash));
+    value
 }
 
 /// `GET /api/v1/torrents`: a page of the index.

@@ -56,17 +56,7 @@ impl Reply {
     pub fn json(status: u16, value: &Value) -> Reply {
         let mut body = value.to_string().into_bytes();
         body.push(b'\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body,
-            allow: None,
-            file_name: None,
-            headers: Vec::new(),
-            stream: None,
-            then_shut_down: false,
-            refused: None,
-        }
+        Reply::typed(status, "application/json", body)
     }
 
     pub fn error(e: ApiError) -> Reply {

@@ -391,3 +391,13 @@ pub fn form(fields: &[(&str, &str)], torrent: &[u8]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A `.torrent` of `tests/fixtures/torrents/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/torrents")
+            .join(name),
+    )
+    .unwrap()
+}

@@ -4,15 +4,6 @@
 use crate::common::*;
 use tinytracker::protocol::metainfo;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/torrents")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn upload(tracker: &Tracker, body: &[u8]) -> Reply {
     tracker.request(
         "POST",
