@@ -74,6 +74,10 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     if !loaded_legacy || !loaded_file {
         app.mark_saved();
     }
+    // The first peers-over-time point is the state as loaded; the stored files are checked
+    // against it. Both before `listening on`, so what they log comes first.
+    app.sample_history();
+    app.check_stored_files();
     let mut stdout = std::io::stdout().lock();
     for listener in &listeners {
         writeln!(stdout, "listening on {}", listener.addr)?;
@@ -93,8 +97,6 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     })
     .context("installing the Ctrl+C/SIGTERM handler")?;
 
-    // The first peers-over-time point is the state as loaded.
-    app.sample_history();
     let server = server::start(&app, listeners, workers, limits)?;
     let maintenance_app = Arc::clone(&app);
     let maintenance = std::thread::Builder::new()

@@ -211,6 +211,53 @@ impl App {
         }
     }
 
+    /// Compares the stored-files directory with the index and logs what does not match: torrents
+    /// marked stored whose file is missing (their downloads answer 404 until it is uploaded
+    /// again), and files no torrent claims (left in place). Returns (missing, unclaimed).
+    pub fn check_stored_files(&self) -> (usize, usize) {
+        let mut files = match self.files.list() {
+            Ok(files) => files,
+            Err(e) => {
+                warn!(
+                    "cannot read the stored .torrent files in {}: {e}",
+                    self.files.dir().display()
+                );
+                return (0, 0);
+            }
+        };
+        files.sort();
+        let mut stored = self
+            .swarm
+            .select(|hash, info, _, _| info.stored.then_some(*hash));
+        stored.sort();
+        let missing: Vec<_> = stored
+            .iter()
+            .filter(|h| files.binary_search(h).is_err())
+            .collect();
+        let unclaimed: Vec<_> = files
+            .iter()
+            .filter(|h| stored.binary_search(h).is_err())
+            .collect();
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(5).map(|h| h.to_hex()).collect();
+            warn!(
+                "{} torrents are marked stored but have no file in {} (their downloads answer 404 until uploaded again): {}{}",
+                missing.len(),
+                self.files.dir().display(),
+                shown.join(", "),
+                if missing.len() > 5 { ", …" } else { "" }
+            );
+        }
+        if !unclaimed.is_empty() {
+            info!(
+                "{} files in {} belong to no registered torrent; left in place",
+                unclaimed.len(),
+                self.files.dir().display()
+            );
+        }
+        (missing.len(), unclaimed.len())
+    }
+
     /// Takes a peers-over-time sample if none was taken in this 15-minute slot (at start, and
     /// then as each slot begins).
     pub fn sample_history(&self) {

@@ -162,3 +162,45 @@ fn an_open_tracker_serves_a_hybrid_under_either_hash_with_the_plain_announce_url
         .unwrap()
         .contains("no stored .torrent file"));
 }
+
+#[test]
+fn a_missing_stored_file_is_reported_at_start_and_on_download_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let mut tracker = Tracker::start_in(&dir, &[]);
+    let stored = fixture("multi-file.torrent");
+    let hash = metainfo::parse(&stored).unwrap().v1.unwrap().to_hex();
+    assert_eq!(upload(&tracker, &stored).status, 201);
+    assert!(tracker.interrupt().success());
+    let files = dir.join("tracker_state.torrents");
+    std::fs::remove_file(files.join(format!("{hash}.torrent"))).unwrap();
+    std::fs::write(
+        files.join(format!("{}.torrent", "ab".repeat(20))),
+        b"left over",
+    )
+    .unwrap();
+
+    let tracker = Tracker::start_in(&dir, &[]);
+    let log = tracker.stderr();
+    assert!(
+        log.contains("1 torrents are marked stored but have no file") && log.contains(&hash),
+        "{log}"
+    );
+    assert!(log.contains("1 files in"), "{log}");
+    let served = tracker.get(&format!("/api/v1/torrents/{hash}/download"));
+    assert_eq!(served.status, 404, "{}", served.text());
+    assert!(served.text().contains("missing"), "{}", served.text());
+    let shown = tracker.get(&format!("/api/v1/torrents/{hash}")).json();
+    assert!(
+        shown["files_error"].as_str().unwrap().contains("missing"),
+        "{shown}"
+    );
+    // Uploading it again mends it.
+    assert_eq!(upload(&tracker, &stored).status, 200);
+    assert_eq!(
+        tracker
+            .get(&format!("/api/v1/torrents/{hash}/download"))
+            .status,
+        200
+    );
+}
