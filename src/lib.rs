@@ -7,15 +7,21 @@
 //! `protocol`), and `cli` drives the others from the command line.
 //!
 //! - [`protocol`]: pure wire and file formats, no I/O: announce and scrape parsing and answers,
-//!   bencode, typed 20-byte ids, `.torrent` metainfo, the Python original's text forms of hashes,
-//!   HTTP/1.1 request reading and response writing.
+//!   bencode, typed 20-byte ids, `.torrent` metainfo and the served file ([`protocol::torrent_file`]),
+//!   the Python original's text forms of hashes, HTTP/1.1 request reading and response writing,
+//!   `multipart/form-data`.
 //! - [`store`]: the state in memory and on disk: the sharded swarm and its peer sets, a torrent's
-//!   metadata ([`store::info`]: one record, one change), users and passkeys, the state file (one
-//!   set of serde types read and write it: load, streamed atomic save, lock) and the export back to
-//!   the original.
+//!   metadata ([`store::info`]: one record, one change), each shard's search index, peers over time
+//!   ([`store::history`]), users with passkeys and API tokens, the stored `.torrent` files, the state
+//!   file (one set of serde types read and write it: load, streamed atomic save, lock) and the export
+//!   back to the original.
 //! - [`api`]: from a request to an answer: routing, who may call what ([`api::access`]), the admin
-//!   handlers, metrics, the JSON payloads, and [`api::app::App`], the shared application.
-//! - [`net`]: the per-worker `mio` event loops that read requests and write answers.
+//!   handlers, the index ([`api::index`] for uploads, downloads and torrents, [`api::catalog`] for
+//!   listings and searches, [`api::metadata`] for edits, [`api::feeds`] for RSS and Torznab,
+//!   [`api::events`] for live events, [`api::openapi`]), metrics, and [`api::app::App`], the shared
+//!   application.
+//! - [`net`]: the per-worker `mio` event loops that read requests, write answers and feed the
+//!   live-event streams.
 //! - [`cli`]: command-line flags, the operator commands, the admin client and the inputs of
 //!   `add-torrent-info`.
 //!   The checked configuration is [`api::config::Config`]; [`cli::settings`] builds it from flags.

@@ -1,5 +1,6 @@
-//! Who may call the admin endpoints, decided in one place. Pure: the request's facts in, a
-//! verdict out.
+//! Who may call the admin endpoints, decided in one place, and who a caller is ([`Who`]: an
+//! operator, a user by their API token, or anyone; `dispatch` holds them against what a route
+//! needs). Pure: the request's facts in, a verdict out.
 //!
 //! Two kinds of authority: the admin token (`Authorization: Bearer …` or `?token=`), and the
 //! caller's address (the `--local-admin` networks, loopback by default). An address is weak

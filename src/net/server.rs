@@ -1,7 +1,10 @@
 //! The network side: listening sockets and a fixed pool of worker threads, each running its own
 //! event loop (`mio`) over the connections it accepted. A request is answered synchronously by the
-//! worker that read it; slow admin work (saving, whole-state listings) goes to one admin thread.
-//! There is no thread per connection, so idle or slow clients cost memory, not threads.
+//! worker that read it; slow admin work (saving, whole-state listings) goes to one admin thread,
+//! anonymous `/stats` to a public one, listings, searches and feeds to an index thread. Live-event
+//! streams are connections of these loops too: woken when events are published, each worker copies
+//! them to its own streams. There is no thread per connection, so idle or slow clients cost memory,
+//! not threads.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
