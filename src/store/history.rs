@@ -352,7 +352,7 @@ impl<C: Count> Known for C {
     }
 }
 
-/// In the state file: base64 of [`History::to_bytes`].
+/// In the state file: base64 of its known points as varints (`History::to_bytes`).
 impl<C: Count> Serialize for History<C> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.to_bytes()))
