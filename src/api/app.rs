@@ -1,6 +1,8 @@
 //! The shared application: config, swarm store, saving and the shutdown signal.
 //! One `Arc<App>` is shared by the workers, the maintenance thread and the signal handler.
 
+use crate::protocol::ids::InfoHash;
+use crate::store::info::{truncated, InfoUpdate};
 use crate::store::torrent_files::TorrentFiles;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,9 +213,11 @@ impl App {
         }
     }
 
-    /// Compares the stored-files directory with the index and logs what does not match: torrents
-    /// marked stored whose file is missing (their downloads answer 404 until it is uploaded
-    /// again), and files no torrent claims (left in place). Returns (missing, unclaimed).
+    /// Compares the stored-files directory with the index. A file of a registered torrent that is
+    /// not marked stored (a state file that went through the Python tracker's format and back)
+    /// is its file again, once it parses to that hash. What still does not match is logged:
+    /// torrents marked stored whose file is missing (their downloads answer 404 until it is
+    /// uploaded again), and files no torrent claims (left in place). Returns (missing, unclaimed).
     pub fn check_stored_files(&self) -> (usize, usize) {
         let mut files = match self.files.list() {
             Ok(files) => files,
@@ -234,10 +238,11 @@ impl App {
             .iter()
             .filter(|h| files.binary_search(h).is_err())
             .collect();
-        let unclaimed: Vec<_> = files
+        let mut unclaimed: Vec<_> = files
             .iter()
             .filter(|h| stored.binary_search(h).is_err())
             .collect();
+        unclaimed.retain(|hash| !self.relink_stored_file(hash));
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(5).map(|h| h.to_hex()).collect();
             warn!(
@@ -256,6 +261,30 @@ impl App {
             );
         }
         (missing.len(), unclaimed.len())
+    }
+
+    /// Marks a registered torrent stored when the file named by its hash is its own: true if so.
+    fn relink_stored_file(&self, hash: &InfoHash) -> bool {
+        let Some((_, _, true)) = self.swarm.info(hash) else {
+            return false;
+        };
+        let own = self.files.get(hash).ok().and_then(|bytes| {
+            let meta = crate::protocol::metainfo::parse(&bytes).ok()?;
+            let named = meta.v1.or_else(|| meta.v2.as_ref().map(truncated))?;
+            (named == *hash).then_some(())
+        });
+        if own.is_none() {
+            return false;
+        }
+        let update = InfoUpdate {
+            stored: Some(true),
+            ..InfoUpdate::default()
+        };
+        let relinked = self.swarm.update(hash, update).is_some();
+        if relinked {
+            info!("{hash}: its stored .torrent file is served again");
+        }
+        relinked
     }
 
     /// Takes a peers-over-time sample if none was taken in this 15-minute slot (at start, and

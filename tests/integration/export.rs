@@ -126,3 +126,47 @@ fn an_export_never_overwrites_and_says_why_it_failed() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
 }
+
+#[test]
+fn stored_files_are_served_again_after_a_round_trip_through_the_legacy_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let mut tracker = Tracker::start_in(&dir, &[]);
+    let file = fixture("single-file.torrent");
+    let hash = tinytracker::metainfo::parse(&file)
+        .unwrap()
+        .v1
+        .unwrap()
+        .to_hex();
+    let uploaded = tracker.request(
+        "POST",
+        "/api/v1/torrents",
+        &[("Content-Type", "application/x-bittorrent")],
+        &file,
+    );
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text());
+    assert!(tracker.interrupt().success());
+    let state = dir.join("tracker_state.json");
+    let legacy = dir.join("legacy.json");
+    let out = export(&state, &legacy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!std::fs::read_to_string(&legacy).unwrap().contains("stored"));
+    std::fs::rename(&legacy, &state).unwrap();
+
+    let tracker = Tracker::start_in(&dir, &[]);
+    assert!(
+        tracker
+            .stderr()
+            .contains("its stored .torrent file is served again"),
+        "{}",
+        tracker.stderr()
+    );
+    let served = tracker.get(&format!("/api/v1/torrents/{hash}/download"));
+    assert_eq!(served.status, 200, "{}", served.text());
+    let again = tinytracker::metainfo::parse(&served.body).unwrap();
+    assert_eq!(again.v1.unwrap().to_hex(), hash);
+}
