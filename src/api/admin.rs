@@ -12,7 +12,7 @@ use crate::protocol::ScrapeCounts;
 use crate::store::info::{truncated, InfoUpdate, TorrentInfo};
 use crate::store::swarm::Swarm;
 use crate::store::torrent_files::TorrentFiles;
-use crate::store::users::{User, UserError, Users};
+use crate::store::users::{Role, User, UserError, Users};
 
 /// Largest request body accepted, on any endpoint.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -235,6 +235,7 @@ pub fn user_json(user: &User, announce_base: &str) -> Value {
         "completed": user.completed,
         "disabled": user.disabled,
         "has_api_token": user.token_hash.is_some(),
+        "role": user.role.name(),
     })
 }
 
@@ -266,6 +267,41 @@ pub fn create_user(
     let mut answer = user_json(&user, &announce_base.url);
     answer["api_token"] = json!(token);
     Ok(announce_base.annotate(answer))
+}
+
+/// `POST /api/v1/users/NAME/role` with `{"role": "member" | "uploader" | "moderator" | "admin"}`.
+pub fn set_role(
+    users: &Users,
+    name: &str,
+    body: &[u8],
+    announce_base: &AnnounceBase,
+) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let names = || {
+        Role::ALL
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let role = match value.get("role") {
+        Some(Value::String(text)) => Role::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "role: {:?} is not a role; one of {}",
+                crate::api::access::short(text),
+                names()
+            ))
+        })?,
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "role: missing; one of {}",
+                names()
+            )))
+        }
+    };
+    let user = users.set_role(name, role).map_err(user_error)?;
+    Ok(announce_base.annotate(user_json(&user, &announce_base.url)))
 }
 
 /// `GET /api/v1/users/NAME`.

@@ -19,7 +19,7 @@ use crate::protocol;
 use crate::protocol::http;
 use crate::protocol::ids::InfoHash;
 use crate::store::swarm::canonical_ip;
-use crate::store::users::{self, UserId};
+use crate::store::users::{self, Role, UserId};
 
 /// Which thread answers a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,12 +276,22 @@ fn authorize(
     let admin = || access::check(rules, &caller).map(|()| Who::Admin);
     match (need, user) {
         (Need::Member | Need::Reader, Some(user)) => Ok(Who::User(user)),
-        (Need::Uploader, Some(user)) if app.config.user_uploads => Ok(Who::User(user)),
+        (Need::Uploader, Some(user)) if app.config.user_uploads || user.role >= Role::Uploader => {
+            Ok(Who::User(user))
+        }
         (Need::Uploader, Some(_)) => Err(ApiError::Forbidden(
-            "only operators upload to this tracker (it runs without --user-uploads)".into(),
+            "only operators and users with the uploader role upload to this tracker (it runs \
+             without --user-uploads)"
+                .into(),
+        )),
+        (Need::Moderator, Some(user)) if user.role >= Role::Moderator => Ok(Who::User(user)),
+        (Need::Admin, Some(user)) if user.role == Role::Admin => Ok(Who::User(user)),
+        (Need::Moderator, Some(_)) => Err(ApiError::Forbidden(
+            "this is for operators and moderators; your role does not open it".into(),
         )),
         (Need::Admin, Some(_)) => Err(ApiError::Forbidden(
-            "this is for operators: a user's API token does not open it".into(),
+            "this is for operators: a user's API token does not open it unless their role is admin"
+                .into(),
         )),
         (Need::Member, None) => Err(ApiError::Unauthorized(
             "this is a user's: send Authorization: Bearer <your API token>".into(),
@@ -294,7 +304,7 @@ fn authorize(
             )),
             Err(e) => Err(e),
         },
-        (Need::Admin | Need::Uploader, None) => admin(),
+        (Need::Admin | Need::Moderator | Need::Uploader, None) => admin(),
         (Need::Nobody, _) => Ok(Who::Anonymous),
     }
 }
@@ -426,6 +436,7 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::DisableUser(name) => admin::set_user_disabled(users, &name, true, &base),
         Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base),
         Route::UserToken(name) => admin::issue_token(users, &name, &base),
+        Route::SetRole(name) => admin::set_role(users, &name, body, &base),
         Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
         Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &app.files, &hash),
         Route::Catalog => index::catalog(app, &req.query, &links),

@@ -140,6 +140,7 @@ pub fn document() -> String {
             "/api/v1/users/{name}/disable": { "post": user_ops("Disable the user (passkey and token refused)") },
             "/api/v1/users/{name}/enable": { "post": user_ops("Enable the user again") },
             "/api/v1/users/{name}/token": { "post": user_ops("A new API token for the user") },
+            "/api/v1/users/{name}/role": { "post": user_ops("Set the user's role ({\"role\": \"member\" | \"uploader\" | \"moderator\" | \"admin\"})") },
             "/api/v1/openapi.json": { "get": op("This document", "anyone", &[("200", "OpenAPI 3")]) },
             "/{passkey}/download/{hash}": {
                 "get": with_params(op("The stored .torrent with this passkey's announce URL (no header needed)", "anyone with a valid passkey (on an open tracker anyone)", &[("200", "application/x-bittorrent"), ("403", "invalid or revoked passkey"), ("404", "not registered or no stored file")]), &[("passkey", "path", "the user's passkey"), HASH])
@@ -205,6 +206,7 @@ mod tests {
             "/api/v1/users/{name}/disable",
             "/api/v1/users/{name}/enable",
             "/api/v1/users/{name}/token",
+            "/api/v1/users/{name}/role",
             "/api/v1/openapi.json",
             "/{passkey}/download/{hash}",
             "/{passkey}/rss",

@@ -46,6 +46,8 @@ pub enum Route {
     ShowUser(String),
     /// `POST /api/v1/users/<name>/token`: a new API token for the user.
     UserToken(String),
+    /// `POST /api/v1/users/<name>/role` with `{"role": …}`.
+    SetRole(String),
     /// `GET /api/v1/me`: the caller (a user with an API token).
     Me,
     /// `POST /api/v1/me/token`: the caller's new API token.
@@ -77,8 +79,11 @@ pub enum Need {
     Admin,
     /// The index's readers: anyone on an open tracker; users and operators on a private one.
     Reader,
-    /// Operators, and users when `--user-uploads` is on.
+    /// Operators, users with the `uploader` role or above, and every user when `--user-uploads`
+    /// is on.
     Uploader,
+    /// Operators and users with the `moderator` role or above.
+    Moderator,
     /// A user, by their API token.
     Member,
 }
@@ -104,22 +109,26 @@ impl Route {
             | Route::TorrentHistory(_)
             | Route::History => Need::Reader,
             Route::UploadTorrent | Route::EditTorrent(_) => Need::Uploader,
+            Route::RemoveTorrent(_) | Route::DisableUser(_) | Route::EnableUser(_) => {
+                Need::Moderator
+            }
             Route::Me | Route::MyToken | Route::MyPasskey => Need::Member,
             _ => Need::Admin,
         }
     }
 
-    /// Admin routes: decided by `access::check` (the admin token, or a `--local-admin` caller
-    /// with an allowed Host, and never a request from another site's page).
+    /// Routes for operators (and for users with a role that allows them): decided by
+    /// `access::check` (the admin token, or a `--local-admin` caller with an allowed Host, and
+    /// never a request from another site's page).
     pub fn is_admin(&self) -> bool {
-        self.need() == Need::Admin
+        matches!(self.need(), Need::Admin | Need::Moderator)
     }
 
     /// Routes whose request has a JSON body.
     pub fn takes_body(&self) -> bool {
         matches!(
             self,
-            Route::CreateUser | Route::RegisterTorrent | Route::EditTorrent(_)
+            Route::CreateUser | Route::RegisterTorrent | Route::EditTorrent(_) | Route::SetRole(_)
         )
     }
 }
@@ -179,12 +188,14 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             },
         ),
         ["users", name, action @ ("rotate" | "disable" | "enable")]
-        | ["api", "v1", "users", name, action @ ("rotate" | "disable" | "enable" | "token")] => {
+        | ["api", "v1", "users", name, action @ ("rotate" | "disable" | "enable" | "token" | "role")] =>
+        {
             let name = (*name).to_owned();
             let route = match *action {
                 "rotate" => Route::RotateUser(name),
                 "disable" => Route::DisableUser(name),
                 "token" => Route::UserToken(name),
+                "role" => Route::SetRole(name),
                 _ => Route::EnableUser(name),
             };
             ("POST", (method == "POST").then_some(route))

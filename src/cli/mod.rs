@@ -33,7 +33,7 @@ pub struct Cli {
 /// Operator commands: they talk to a running tracker's admin API.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create, list, rotate, disable, enable or remove users (private trackers).
+    /// Create, list, rotate, disable, enable or remove users, or set their role.
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -103,6 +103,14 @@ pub enum UserAction {
     Remove {
         /// The user to delete.
         name: String,
+    },
+    /// Give a user a role: member, uploader (uploads even without --user-uploads), moderator
+    /// (edits and removes any torrent, disables users) or admin (everything).
+    Role {
+        /// The user whose role changes.
+        name: String,
+        /// member, uploader, moderator or admin.
+        role: String,
     },
 }
 

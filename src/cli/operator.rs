@@ -129,6 +129,11 @@ fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<Strin
         UserAction::Remove { name } => {
             call("DELETE", format!("/users/{}", path_segment(name)), NO_BODY)?
         }
+        UserAction::Role { name, role } => call(
+            "POST",
+            format!("/api/v1/users/{}/role", path_segment(name)),
+            Some(&json!({ "role": role })),
+        )?,
     };
     if as_json {
         return Ok(answer.to_string());
@@ -139,6 +144,7 @@ fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<Strin
         UserAction::Disable { name } => format!("user {name} disabled: its passkey is refused"),
         UserAction::Enable { name } => format!("user {name} enabled"),
         UserAction::Remove { name } => format!("user {name} removed"),
+        UserAction::Role { name, .. } => format!("user {name} is now {}", text(&answer["role"])),
     })
 }
 
@@ -208,6 +214,9 @@ fn user_card(user: &Value) -> String {
         text(&user["name"]),
         text(&user["passkey"]),
     );
+    if let Some(token) = user["api_token"].as_str() {
+        card.push_str(&format!("\napi token {token}  (shown only now)"));
+    }
     if url.contains("://localhost") || url.contains("://127.") || url.contains("://[::1]") {
         card.push_str("\nnote      start the tracker with --public-url so this URL names an address clients reach");
     }
@@ -224,6 +233,7 @@ fn users_table(answer: &Value) -> String {
                 bytes(&u["downloaded"]),
                 text(&u["completed"]),
                 u["last_seen"].as_u64().map_or("never".into(), utc),
+                text(&u["role"]),
                 if u["disabled"] == true {
                     "disabled"
                 } else {
@@ -241,6 +251,7 @@ fn users_table(answer: &Value) -> String {
             "DOWNLOADED",
             "COMPLETED",
             "LAST SEEN (UTC)",
+            "ROLE",
             "STATUS",
             "PASSKEY",
         ],

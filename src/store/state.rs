@@ -18,7 +18,7 @@ use crate::protocol::legacy;
 use crate::store::history::History;
 use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::swarm::{canonical_ip, Peer, Pending, TorrentSnapshot};
-use crate::store::users::{Passkey, User, UserId};
+use crate::store::users::{Passkey, Role, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
 pub const VERSION: u32 = 2;
@@ -145,6 +145,13 @@ pub struct UserEntry {
     /// SHA-256 of the user's API token, 64 hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token_sha256: Option<String>,
+    /// `member` when absent.
+    #[serde(default, skip_serializing_if = "is_member")]
+    pub role: Role,
+}
+
+fn is_member(role: &Role) -> bool {
+    *role == Role::Member
 }
 
 impl UserEntry {
@@ -158,6 +165,7 @@ impl UserEntry {
             completed: u.completed,
             disabled: u.disabled,
             api_token_sha256: u.token_hash.map(|h| crate::protocol::ids::hex(&h)),
+            role: u.role,
         }
     }
 }
@@ -532,6 +540,7 @@ fn users_from_file(
             completed: entry.completed,
             disabled: entry.disabled,
             token_hash,
+            role: entry.role,
         });
     }
     Ok(ids)
@@ -1127,6 +1136,7 @@ mod tests {
             completed: 5,
             disabled: true,
             token_hash: Some([0x11; 32]),
+            role: Role::Moderator,
         };
         let revoked = vec![(Passkey::generate(), "alice".to_owned())];
         let text = written(

@@ -70,6 +70,50 @@ pub struct User {
     pub disabled: bool,
     /// SHA-256 of the user's API token (the token itself is shown once, when issued).
     pub token_hash: Option<[u8; 32]>,
+    pub role: Role,
+}
+
+/// What a user may do besides reading and downloading, as private communities run it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads, downloads; uploads when the tracker runs with `--user-uploads`.
+    #[default]
+    Member,
+    /// Uploads, whatever `--user-uploads` says.
+    Uploader,
+    /// Edits or removes any torrent, disables and enables users.
+    Moderator,
+    /// Everything an operator does.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Member, Role::Uploader, Role::Moderator, Role::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Uploader => "uploader",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == text.trim())
+    }
 }
 
 /// How every API token starts: it is never mistaken for a passkey or the admin token.
@@ -207,8 +251,16 @@ impl Users {
             completed: 0,
             disabled: false,
             token_hash: None,
+            role: Role::Member,
         };
         Ok(inner.insert(user))
+    }
+
+    pub fn set_role(&self, name: &str, role: Role) -> Result<User, UserError> {
+        let mut inner = self.lock();
+        let user = inner.user_mut(name)?;
+        user.role = role;
+        Ok(user.clone())
     }
 
     /// A new API token for `name` (the old one stops working). Returns the token, shown only now.

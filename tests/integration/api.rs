@@ -551,3 +551,110 @@ fn peers_over_time_are_sampled_served_and_kept_across_restarts() {
     let none = tracker.get(&format!("/api/v1/torrents/{}/history", "00".repeat(20)));
     assert_eq!(none.status, 404);
 }
+
+/// A request with a user's API token.
+fn as_user(tracker: &Tracker, method: &str, target: &str, token: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    tracker.request(
+        method,
+        target,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn roles_open_what_they_name_and_the_api_enforces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start_in(dir.path(), &["--private"]);
+    let mut tokens = std::collections::HashMap::new();
+    for name in ["mia", "uma", "mod", "ada"] {
+        let user = tracker
+            .post_json("/users", &format!(r#"{{"name": "{name}"}}"#))
+            .json();
+        assert_eq!(user["role"], "member");
+        tokens.insert(name, user["api_token"].as_str().unwrap().to_owned());
+    }
+    for (name, role) in [("uma", "uploader"), ("mod", "moderator"), ("ada", "admin")] {
+        let set = tracker.post_json(
+            &format!("/api/v1/users/{name}/role"),
+            &format!(r#"{{"role": "{role}"}}"#),
+        );
+        assert_eq!(set.status, 200, "{}", set.text());
+        assert_eq!(set.json()["role"], role);
+    }
+    let bad = tracker.post_json("/api/v1/users/mia/role", r#"{"role": "king"}"#);
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("member, uploader, moderator, admin"),
+        "{}",
+        bad.text()
+    );
+
+    // A member cannot upload (no --user-uploads); an uploader can.
+    let file = make_torrent("uma.bin", 400, true);
+    assert_eq!(upload_as(&tracker, Some(&tokens["mia"]), &file).status, 403);
+    assert_eq!(upload_as(&tracker, Some(&tokens["uma"]), &file).status, 201);
+    let hash = hash_of(&file);
+    // A moderator edits and removes anyone's torrent and disables users; not more.
+    let edited = patch(
+        &tracker,
+        &hash,
+        r#"{"title": "moderated"}"#,
+        Some(&tokens["mod"]),
+    );
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    let member_edit = patch(
+        &tracker,
+        &hash,
+        r#"{"title": "mine"}"#,
+        Some(&tokens["mia"]),
+    );
+    assert_eq!(member_edit.status, 403);
+    let disabled = as_user(
+        &tracker,
+        "POST",
+        "/api/v1/users/mia/disable",
+        &tokens["mod"],
+        "",
+    );
+    assert_eq!(disabled.status, 200, "{}", disabled.text());
+    let create = as_user(
+        &tracker,
+        "POST",
+        "/api/v1/users",
+        &tokens["mod"],
+        r#"{"name": "x"}"#,
+    );
+    assert_eq!(create.status, 403, "{}", create.text());
+    let promote = as_user(
+        &tracker,
+        "POST",
+        "/api/v1/users/mod/role",
+        &tokens["mod"],
+        r#"{"role": "admin"}"#,
+    );
+    assert_eq!(
+        promote.status, 403,
+        "a moderator cannot make itself an admin"
+    );
+    let removed = as_user(
+        &tracker,
+        "DELETE",
+        &format!("/api/v1/torrents/{hash}"),
+        &tokens["mod"],
+        "",
+    );
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    // An admin's token opens the operators' endpoints.
+    let listed = as_user(&tracker, "GET", "/users", &tokens["ada"], "");
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()["users"].as_array().unwrap().len(), 4);
+    // Roles are kept across a restart.
+    assert!(tracker.interrupt().success());
+    let tracker = Tracker::start_in(dir.path(), &["--private"]);
+    assert_eq!(tracker.get("/api/v1/users/mod").json()["role"], "moderator");
+}

@@ -350,11 +350,23 @@ fn operator_commands_manage_users_and_torrents() {
         .unwrap()
         .to_owned();
     assert!(card.contains(&format!("/{key}/announce")), "{card}");
+    assert!(card.contains("\napi token tt_"), "{card}");
+    let role = tinytracker(&tracker, &["user", "role", "ivan", "moderator"]);
+    assert_eq!(
+        String::from_utf8_lossy(&role.stdout).trim(),
+        "user ivan is now moderator"
+    );
+    let wrong = tinytracker(&tracker, &["user", "role", "ivan", "king"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a role"));
 
     let listed = tinytracker(&tracker, &["user", "list"]);
     let table = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(
-        table.starts_with("NAME") && table.contains("ivan") && table.contains("never"),
+        table.starts_with("NAME")
+            && table.contains("ivan")
+            && table.contains("never")
+            && table.contains("moderator"),
         "{table}"
     );
     let as_json: Value =
