@@ -50,6 +50,8 @@ pub enum ApiError {
     #[error("{0}")]
     MisdirectedRequest(String),
     #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
     Internal(String),
     /// The service cannot answer now (a store that is gone, too many event subscribers).
     #[error("{0}")]
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::MisdirectedRequest(_) => 421,
+            ApiError::TooManyRequests(_) => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
         }

@@ -184,6 +184,7 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
     let torrents = loaded.torrents.len();
     let user_count = loaded.users.len();
     users.restore(loaded.users, loaded.revoked);
+    users.restore_access(loaded.access);
     for pending in loaded.pending {
         swarm.register_pending(pending.candidates, pending.update, pending.since_unix);
     }

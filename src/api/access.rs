@@ -97,7 +97,7 @@ pub fn check(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
 }
 
 /// The checks that stop forged requests from web pages, for every admin request.
-fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
+pub fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
     if caller
         .sec_fetch_site
         .is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))

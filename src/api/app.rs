@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 
+use crate::api::accounts;
 use crate::api::config::Config;
 use crate::api::events::Events;
 use crate::api::metrics::Metrics;
@@ -30,6 +31,8 @@ pub struct App {
     pub files: TorrentFiles,
     /// Live events for `/api/v1/events`.
     pub events: Events,
+    /// Failed sign-ins, per name and per address.
+    pub sign_in_limits: accounts::Limits,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save, so saves are written in the order they were taken; inside,
@@ -56,6 +59,7 @@ impl App {
         App {
             files: TorrentFiles::beside(&config.state_file),
             events: Events::new(config.max_event_clients),
+            sign_in_limits: accounts::Limits::default(),
             config,
             swarm,
             users,
@@ -111,6 +115,7 @@ impl App {
         // Users first: an announce racing the save then leaves at most its own credit unsaved,
         // never a peer baseline older than a total that already includes it (a double credit).
         let (users, revoked) = self.users.snapshot();
+        let access = self.users.access();
         let pending = self.swarm.pending();
         let path = &self.config.state_file;
         self.keep_legacy_file(path)?;
@@ -128,6 +133,7 @@ impl App {
             pending: &pending,
             saved_at_unix: now,
             history: Some(self.swarm.totals_history()),
+            access: &access,
         };
         let (bytes, torrents, peers) = state::save(path, &mut contents).map_err(|e| {
             self.metrics.save_failed();

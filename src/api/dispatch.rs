@@ -13,7 +13,7 @@ use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges};
 pub use crate::api::reply::Reply;
 use crate::api::routes::{self, Need, Route};
-use crate::api::{events, feeds, openapi};
+use crate::api::{accounts, events, feeds, openapi};
 use crate::error::{ApiError, ProtocolError};
 use crate::protocol;
 use crate::protocol::http;
@@ -55,6 +55,8 @@ pub struct Prepared {
     cors_origin: Option<String>,
     /// The event a reconnecting live-event client saw last (`Last-Event-ID`).
     last_event_id: Option<u64>,
+    /// The session of a browser that signed in.
+    signed_in: Option<SignedIn>,
     body: Vec<u8>,
 }
 
@@ -77,8 +79,9 @@ impl Prepared {
             None => (request.target.clone(), String::new()),
         };
         let mut who = Who::Anonymous;
+        let mut signed_in = None;
         let route = routes::resolve(&request.method, &path).and_then(|route| {
-            who = authorize(app, &route, &request, &query, client)?;
+            (who, signed_in) = authorize(app, &route, &request, &query, client)?;
             Ok(route)
         });
         // Read by uploads only: announces copy nothing more.
@@ -96,6 +99,7 @@ impl Prepared {
             })
             .flatten();
         Prepared {
+            signed_in,
             last_event_id,
             cors_origin: cors_origin(app, &request),
             route,
@@ -120,9 +124,12 @@ impl Prepared {
         match self.route {
             _ if self.head_only => Queue::Inline,
             Ok(Route::Stats) if !app.config.require_passkey => Queue::Public,
-            // Walks of the whole index, and reading a stored file: away from the announces.
+            // Walks of the whole index, reading a stored file, hashing a password (Argon2id takes
+            // tens of milliseconds on purpose): away from the announces.
             Ok(
-                Route::Catalog
+                Route::SignIn
+                | Route::AcceptInvite(_)
+                | Route::Catalog
                 | Route::Totals
                 | Route::ShowTorrent(_)
                 | Route::Rss { .. }
@@ -233,7 +240,7 @@ fn authorize(
     request: &http::Request,
     query: &str,
     client: Client,
-) -> Result<Who, ApiError> {
+) -> Result<(Who, Option<SignedIn>), ApiError> {
     let private = app.config.require_passkey;
     let need = match route {
         // With passkeys required, the list of every torrent is for operators only.
@@ -241,11 +248,24 @@ fn authorize(
         Route::Metrics if app.config.public_metrics => Need::Nobody,
         route => route.need(),
     };
-    if need == Need::Nobody {
-        return Ok(Who::Anonymous);
-    }
     let rules = &app.config.access;
     let token = token(request, query);
+    let caller = access::Caller {
+        ip: client.known.then_some(client.ip),
+        host: request.header("Host"),
+        origin: request.header("Origin"),
+        sec_fetch_site: request.header("Sec-Fetch-Site"),
+        content_type: request.header("Content-Type"),
+        json_body: route.takes_body(),
+        token: token.as_deref(),
+    };
+    if matches!(route, Route::SignIn | Route::AcceptInvite(_)) {
+        // No one signs a browser in from another site's page (login CSRF).
+        access::check_browser(rules, &caller)?;
+    }
+    if need == Need::Nobody {
+        return Ok((Who::Anonymous, None));
+    }
     let is_admin_token = |t: &str| {
         rules
             .token
@@ -264,17 +284,37 @@ fn authorize(
         },
         _ => None,
     };
-    let caller = access::Caller {
-        ip: client.known.then_some(client.ip),
-        host: request.header("Host"),
-        origin: request.header("Origin"),
-        sec_fetch_site: request.header("Sec-Fetch-Site"),
-        content_type: request.header("Content-Type"),
-        json_body: route.takes_body(),
-        token: token.as_deref(),
+    // Without a token, a browser's session cookie; its unsafe requests carry the CSRF token.
+    let mut signed_in = None;
+    let user = match user {
+        None if token.is_none() => {
+            let id = accounts::session_cookie(request.header("Cookie"));
+            match id.and_then(|id| Some((id, app.users.session(id, app.now())?))) {
+                Some((id, (user, csrf))) => {
+                    if !matches!(request.method.as_str(), "GET" | "HEAD") {
+                        access::check_browser(rules, &caller)?;
+                        let sent = request.header("X-CSRF-Token").unwrap_or_default();
+                        if !access::constant_time_eq(sent.trim().as_bytes(), csrf.as_bytes()) {
+                            return Err(ApiError::Forbidden(
+                                "missing or wrong CSRF token: send the session's csrf_token in \
+                                 X-CSRF-Token"
+                                    .into(),
+                            ));
+                        }
+                    }
+                    signed_in = Some(SignedIn {
+                        session: id.to_owned(),
+                        csrf,
+                    });
+                    Some(user)
+                }
+                None => None,
+            }
+        }
+        user => user,
     };
     let admin = || access::check(rules, &caller).map(|()| Who::Admin);
-    match (need, user) {
+    let who = match (need, user) {
         (Need::Member | Need::Reader, Some(user)) => Ok(Who::User(user)),
         (Need::Uploader, Some(user)) if app.config.user_uploads || user.role >= Role::Uploader => {
             Ok(Who::User(user))
@@ -306,7 +346,15 @@ fn authorize(
         },
         (Need::Admin | Need::Moderator | Need::Uploader, None) => admin(),
         (Need::Nobody, _) => Ok(Who::Anonymous),
-    }
+    }?;
+    Ok((who, signed_in))
+}
+
+/// A browser signed in with a session cookie: its session id and CSRF token.
+#[derive(Debug, Clone)]
+struct SignedIn {
+    session: String,
+    csrf: String,
 }
 
 /// The `Origin` of a request from an allowed `--cors-origin` (not the tracker's own pages).
@@ -437,6 +485,22 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::EnableUser(name) => admin::set_user_disabled(users, &name, false, &base),
         Route::UserToken(name) => admin::issue_token(users, &name, &base),
         Route::SetRole(name) => admin::set_role(users, &name, body, &base),
+        Route::InviteUser(name) => accounts::invite(app, &name, &base, now),
+        Route::ShowInvite(secret) => accounts::show_invite(app, &secret, now),
+        Route::AcceptInvite(secret) => return accounts::accept_invite(app, &secret, body, now),
+        Route::SignIn => return accounts::sign_in(app, body, req.client.ip, now),
+        Route::ShowSession => match (&req.who, &req.signed_in) {
+            (Who::User(user), Some(signed_in)) => {
+                Ok(accounts::session_info(user, &signed_in.csrf, &base))
+            }
+            _ => Err(ApiError::Unauthorized(
+                "not signed in: this is the session of a browser, not of an API token".into(),
+            )),
+        },
+        Route::SignOut => {
+            let session = req.signed_in.as_ref().map(|s| s.session.as_str());
+            return accounts::sign_out(app, session);
+        }
         Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
         Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &app.files, &hash),
         Route::Catalog => index::catalog(app, &req.query, &links),

@@ -1,6 +1,7 @@
 //! JSON payloads of the admin API, shared by the server and `add-torrent-info` (one definition).
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod catalog;

@@ -142,6 +142,16 @@ pub fn document() -> String {
             "/api/v1/users/{name}/token": { "post": user_ops("A new API token for the user") },
             "/api/v1/users/{name}/role": { "post": user_ops("Set the user's role ({\"role\": \"member\" | \"uploader\" | \"moderator\" | \"admin\"})") },
             "/api/v1/openapi.json": { "get": op("This document", "anyone", &[("200", "OpenAPI 3")]) },
+            "/api/v1/users/{name}/invite": { "post": user_ops("A one-time invite link for the user to choose a password (valid 7 days)") },
+            "/api/v1/invites/{secret}": {
+                "get": with_params(op("Whose invite this is, while it works", "anyone with the link", &[("200", "name and expiry"), ("404", "unknown, used or expired")]), &[("secret", "path", "the invite's secret")]),
+                "post": with_params(op("Choose a password ({\"password\": 10 to 1024 characters}); signs in (Set-Cookie) and answers the CSRF token", "anyone with the link", &[("201", "signed in"), ("400", "a bad password"), ("404", "unknown, used or expired")]), &[("secret", "path", "the invite's secret")])
+            },
+            "/api/v1/session": {
+                "get": op("The signed-in user and the session's CSRF token", "a signed-in browser", &[("200", "the user and csrf_token"), ("401", "not signed in")]),
+                "post": op("Sign in ({\"name\", \"password\"}): an HttpOnly, SameSite=Strict session cookie; unsafe requests of the session send X-CSRF-Token", "anyone (failures limited per name and per address)", &[("200", "signed in"), ("401", "wrong name or password"), ("429", "too many failures")]),
+                "delete": op("Sign out", "a signed-in browser (with X-CSRF-Token)", &[("200", "signed out")])
+            },
             "/{passkey}/download/{hash}": {
                 "get": with_params(op("The stored .torrent with this passkey's announce URL (no header needed)", "anyone with a valid passkey (on an open tracker anyone)", &[("200", "application/x-bittorrent"), ("403", "invalid or revoked passkey"), ("404", "not registered or no stored file")]), &[("passkey", "path", "the user's passkey"), HASH])
             },
@@ -166,6 +176,7 @@ mod tests {
         path.replace("{hash}", &"ab".repeat(20))
             .replace("{name}", "alice")
             .replace("{passkey}", &"K".repeat(32))
+            .replace("{secret}", &"S".repeat(32))
     }
 
     #[test]
@@ -207,6 +218,9 @@ mod tests {
             "/api/v1/users/{name}/enable",
             "/api/v1/users/{name}/token",
             "/api/v1/users/{name}/role",
+            "/api/v1/users/{name}/invite",
+            "/api/v1/invites/{secret}",
+            "/api/v1/session",
             "/api/v1/openapi.json",
             "/{passkey}/download/{hash}",
             "/{passkey}/rss",

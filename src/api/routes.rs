@@ -48,6 +48,18 @@ pub enum Route {
     UserToken(String),
     /// `POST /api/v1/users/<name>/role` with `{"role": …}`.
     SetRole(String),
+    /// `POST /api/v1/users/<name>/invite`: a one-time link to choose a password.
+    InviteUser(String),
+    /// `GET /api/v1/invites/<secret>`: whose invite it is.
+    ShowInvite(String),
+    /// `POST /api/v1/invites/<secret>` with `{"password": …}`.
+    AcceptInvite(String),
+    /// `POST /api/v1/session` with `{"name": …, "password": …}`: signs in.
+    SignIn,
+    /// `GET /api/v1/session`: the signed-in user and the CSRF token.
+    ShowSession,
+    /// `DELETE /api/v1/session`: signs out.
+    SignOut,
     /// `GET /api/v1/me`: the caller (a user with an API token).
     Me,
     /// `POST /api/v1/me/token`: the caller's new API token.
@@ -100,7 +112,10 @@ impl Route {
             }
             | Route::OpenApi
             | Route::Rss { .. }
-            | Route::Torznab => Need::Nobody,
+            | Route::Torznab
+            | Route::ShowInvite(_)
+            | Route::AcceptInvite(_)
+            | Route::SignIn => Need::Nobody,
             Route::Download { passkey: None, .. }
             | Route::Catalog
             | Route::ShowTorrent(_)
@@ -112,7 +127,9 @@ impl Route {
             Route::RemoveTorrent(_) | Route::DisableUser(_) | Route::EnableUser(_) => {
                 Need::Moderator
             }
-            Route::Me | Route::MyToken | Route::MyPasskey => Need::Member,
+            Route::Me | Route::MyToken | Route::MyPasskey | Route::ShowSession | Route::SignOut => {
+                Need::Member
+            }
             _ => Need::Admin,
         }
     }
@@ -128,7 +145,12 @@ impl Route {
     pub fn takes_body(&self) -> bool {
         matches!(
             self,
-            Route::CreateUser | Route::RegisterTorrent | Route::EditTorrent(_) | Route::SetRole(_)
+            Route::CreateUser
+                | Route::RegisterTorrent
+                | Route::EditTorrent(_)
+                | Route::SetRole(_)
+                | Route::AcceptInvite(_)
+                | Route::SignIn
         )
     }
 }
@@ -188,7 +210,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             },
         ),
         ["users", name, action @ ("rotate" | "disable" | "enable")]
-        | ["api", "v1", "users", name, action @ ("rotate" | "disable" | "enable" | "token" | "role")] =>
+        | ["api", "v1", "users", name, action @ ("rotate" | "disable" | "enable" | "token" | "role" | "invite")] =>
         {
             let name = (*name).to_owned();
             let route = match *action {
@@ -196,11 +218,32 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                 "disable" => Route::DisableUser(name),
                 "token" => Route::UserToken(name),
                 "role" => Route::SetRole(name),
+                "invite" => Route::InviteUser(name),
                 _ => Route::EnableUser(name),
             };
             ("POST", (method == "POST").then_some(route))
         }
         ["api", "v1", "me"] => ("GET, HEAD", get(method, Route::Me)),
+        ["api", "v1", "session"] => (
+            "GET, HEAD, POST, DELETE",
+            match method {
+                "GET" => Some(Route::ShowSession),
+                "POST" => Some(Route::SignIn),
+                "DELETE" => Some(Route::SignOut),
+                _ => None,
+            },
+        ),
+        ["api", "v1", "invites", secret] => {
+            let secret = (*secret).to_owned();
+            (
+                "GET, HEAD, POST",
+                match method {
+                    "GET" => Some(Route::ShowInvite(secret)),
+                    "POST" => Some(Route::AcceptInvite(secret)),
+                    _ => None,
+                },
+            )
+        }
         ["api", "v1", "me", "token"] => ("POST", (method == "POST").then_some(Route::MyToken)),
         ["api", "v1", "me", "passkey"] => ("POST", (method == "POST").then_some(Route::MyPasskey)),
         ["api", "v1", "stats"] => ("GET, HEAD", get(method, Route::Totals)),

@@ -77,7 +77,8 @@ pub enum StateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
-    /// Create a user; prints the passkey and the announce URL to hand out.
+    /// Create a user; prints the passkey, the announce URL, the API token and an invite link to
+    /// hand out.
     Add {
         /// The new user's name: 1 to 64 of A-Z a-z 0-9 . _ -
         name: String,
@@ -102,6 +103,12 @@ pub enum UserAction {
     /// Delete a user; their passkey stops working.
     Remove {
         /// The user to delete.
+        name: String,
+    },
+    /// A new one-time invite link for a user to choose a password (valid 7 days; an older one
+    /// stops working).
+    Invite {
+        /// The user to invite.
         name: String,
     },
     /// Give a user a role: member, uploader (uploads even without --user-uploads), moderator

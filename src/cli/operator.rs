@@ -109,7 +109,21 @@ fn items<'a>(answer: &'a Value, field: &str) -> &'a [Value] {
 fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<String, String> {
     let call = |method: &str, path: String, body: Option<&Value>| call(client, method, &path, body);
     let answer = match &action {
-        UserAction::Add { name } => call("POST", "/users".into(), Some(&json!({ "name": name })))?,
+        UserAction::Add { name } => {
+            let mut user = call("POST", "/users".into(), Some(&json!({ "name": name })))?;
+            let invite = call(
+                "POST",
+                format!("/api/v1/users/{}/invite", path_segment(name)),
+                NO_BODY,
+            )?;
+            user["invite_url"] = invite["invite_url"].clone();
+            user
+        }
+        UserAction::Invite { name } => call(
+            "POST",
+            format!("/api/v1/users/{}/invite", path_segment(name)),
+            NO_BODY,
+        )?,
         UserAction::List => call("GET", "/users".into(), NO_BODY)?,
         UserAction::Rotate { name } => call(
             "POST",
@@ -145,6 +159,10 @@ fn user(client: &AdminClient, action: UserAction, as_json: bool) -> Result<Strin
         UserAction::Enable { name } => format!("user {name} enabled"),
         UserAction::Remove { name } => format!("user {name} removed"),
         UserAction::Role { name, .. } => format!("user {name} is now {}", text(&answer["role"])),
+        UserAction::Invite { name } => format!(
+            "invite    {}  (for {name}, valid 7 days, once)",
+            text(&answer["invite_url"])
+        ),
     })
 }
 
@@ -216,6 +234,11 @@ fn user_card(user: &Value) -> String {
     );
     if let Some(token) = user["api_token"].as_str() {
         card.push_str(&format!("\napi token {token}  (shown only now)"));
+    }
+    if let Some(invite) = user["invite_url"].as_str() {
+        card.push_str(&format!(
+            "\ninvite    {invite}  (to choose a password: valid 7 days, once)"
+        ));
     }
     if url.contains("://localhost") || url.contains("://127.") || url.contains("://[::1]") {
         card.push_str("\nnote      start the tracker with --public-url so this URL names an address clients reach");

@@ -5,7 +5,7 @@
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The request headers the tracker reads; others are parsed and dropped.
-const KEPT_HEADERS: [&str; 12] = [
+const KEPT_HEADERS: [&str; 14] = [
     "Host",
     "X-Forwarded-For",
     "Authorization",
@@ -18,6 +18,8 @@ const KEPT_HEADERS: [&str; 12] = [
     "Sec-Fetch-Site",
     "Content-Type",
     "Last-Event-ID",
+    "Cookie",
+    "X-CSRF-Token",
 ];
 
 /// One request, owned, as the handlers need it.
@@ -321,6 +323,7 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         421 => "Misdirected Request",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",

@@ -18,7 +18,7 @@ use crate::protocol::legacy;
 use crate::store::history::History;
 use crate::store::info::{InfoUpdate, TorrentInfo};
 use crate::store::swarm::{canonical_ip, Peer, Pending, TorrentSnapshot};
-use crate::store::users::{Passkey, Role, User, UserId};
+use crate::store::users::{Access, Passkey, Role, User, UserId};
 
 /// The layout this tracker writes. Files without `version` are the Python original's.
 pub const VERSION: u32 = 2;
@@ -47,6 +47,29 @@ pub struct StateFile<T = TorrentMap> {
     /// The whole tracker's peers over time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History<u32>>,
+    /// Open invites, by the SHA-256 (64 hex) of their secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invites: BTreeMap<String, InviteEntry>,
+    /// Signed-in browsers, by the SHA-256 (64 hex) of their session id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sessions: BTreeMap<String, SessionEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteEntry {
+    pub user: String,
+    /// Unix seconds.
+    pub expires: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEntry {
+    pub user: String,
+    /// Unix seconds.
+    pub expires: u64,
+    pub csrf: String,
 }
 
 /// A pending registration: the candidate hashes (40 hex) and the metadata to register.
@@ -148,6 +171,9 @@ pub struct UserEntry {
     /// `member` when absent.
     #[serde(default, skip_serializing_if = "is_member")]
     pub role: Role,
+    /// The Argon2id hash of the user's password (a PHC string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 fn is_member(role: &Role) -> bool {
@@ -166,6 +192,7 @@ impl UserEntry {
             disabled: u.disabled,
             api_token_sha256: u.token_hash.map(|h| crate::protocol::ids::hex(&h)),
             role: u.role,
+            password: u.password.clone(),
         }
     }
 }
@@ -384,6 +411,7 @@ pub struct Loaded {
     pub peers: usize,
     /// The whole tracker's peers over time.
     pub history: Option<History<u32>>,
+    pub access: Access,
 }
 
 #[derive(Debug)]
@@ -470,6 +498,24 @@ pub fn from_file(file: StateFile) -> Result<Loaded, String> {
         ..Loaded::default()
     };
     let user_ids = users_from_file(file.users, &mut loaded)?;
+    let key = |text: &str, what: &str| {
+        crate::protocol::ids::from_hex::<32>(text)
+            .ok_or_else(|| format!("{what} key {text:?} is not 64 hex characters"))
+    };
+    for (text, invite) in file.invites {
+        loaded
+            .access
+            .invites
+            .push((key(&text, "invite")?, invite.user, invite.expires));
+    }
+    for (text, session) in file.sessions {
+        loaded.access.sessions.push((
+            key(&text, "session")?,
+            session.user,
+            session.expires,
+            session.csrf,
+        ));
+    }
     for (key, name) in file.revoked_passkeys {
         let passkey = Passkey::parse(&key)
             .ok_or_else(|| format!("revoked passkey of {name:?} is malformed"))?;
@@ -541,6 +587,7 @@ fn users_from_file(
             disabled: entry.disabled,
             token_hash,
             role: entry.role,
+            password: entry.password,
         });
     }
     Ok(ids)
@@ -650,6 +697,7 @@ pub struct Contents<'a> {
     pub pending: &'a [Pending],
     pub saved_at_unix: u64,
     pub history: Option<History<u32>>,
+    pub access: &'a Access,
 }
 
 /// Writes the state file as [`StateFile`] with the torrents streamed a batch at a time (40-hex keys
@@ -685,6 +733,35 @@ pub fn write_state(out: &mut impl Write, contents: &mut Contents) -> io::Result<
             .map(PendingEntry::from_pending)
             .collect(),
         history: contents.history.take(),
+        invites: contents
+            .access
+            .invites
+            .iter()
+            .map(|(key, user, expires)| {
+                (
+                    crate::protocol::ids::hex(key),
+                    InviteEntry {
+                        user: user.clone(),
+                        expires: *expires,
+                    },
+                )
+            })
+            .collect(),
+        sessions: contents
+            .access
+            .sessions
+            .iter()
+            .map(|(key, user, expires, csrf)| {
+                (
+                    crate::protocol::ids::hex(key),
+                    SessionEntry {
+                        user: user.clone(),
+                        expires: *expires,
+                        csrf: csrf.clone(),
+                    },
+                )
+            })
+            .collect(),
     };
     let mut json = serde_json::Serializer::with_formatter(&mut *out, Layout::default());
     file.serialize(&mut json)?;
@@ -1010,6 +1087,7 @@ mod tests {
                 pending: &[],
                 saved_at_unix: 1,
                 history: None,
+                access: &Access::default(),
             },
         )
     }
@@ -1028,6 +1106,7 @@ mod tests {
             pending: &[],
             saved_at_unix: 5,
             history: None,
+            access: &Access::default(),
         };
         let mut out = Vec::new();
         write_state(&mut out, &mut contents).unwrap();
@@ -1137,6 +1216,7 @@ mod tests {
             disabled: true,
             token_hash: Some([0x11; 32]),
             role: Role::Moderator,
+            password: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         };
         let revoked = vec![(Passkey::generate(), "alice".to_owned())];
         let text = written(
@@ -1242,6 +1322,7 @@ mod tests {
             pending: &[],
             saved_at_unix: 1,
             history: None,
+            access: &Access::default(),
         };
         let mut out = Vec::new();
         assert_eq!(write_state(&mut out, &mut contents).unwrap(), (12, 0));
@@ -1415,6 +1496,7 @@ mod tests {
             pending: std::slice::from_ref(&pending),
             saved_at_unix: 5,
             history: None,
+            access: &Access::default(),
         };
         let mut out = Vec::new();
         write_state(&mut out, &mut contents).unwrap();

@@ -71,6 +71,39 @@ pub struct User {
     /// SHA-256 of the user's API token (the token itself is shown once, when issued).
     pub token_hash: Option<[u8; 32]>,
     pub role: Role,
+    /// The password's Argon2id hash (PHC string), once the user chose one through an invite.
+    pub password: Option<String>,
+}
+
+/// A one-time invite: whose, and until when (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invite {
+    pub user: UserId,
+    pub expires_unix: u64,
+}
+
+/// A signed-in browser: whose, until when, and the token its unsafe requests must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: UserId,
+    pub expires_unix: u64,
+    pub csrf: String,
+}
+
+/// Invites and sessions as the state file keeps them: by the SHA-256 of their secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub invites: Vec<([u8; 32], String, u64)>,
+    pub sessions: Vec<([u8; 32], String, u64, String)>,
+}
+
+/// A random secret of `n` ASCII letters and digits, from the OS random source.
+pub fn secret(n: usize) -> String {
+    rand::rngs::OsRng
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 /// What a user may do besides reading and downloading, as private communities run it.
@@ -115,6 +148,11 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.name() == text.trim())
     }
 }
+
+/// How long a session lasts, in seconds (14 days).
+pub const SESSION_SECS: u64 = 14 * 24 * 60 * 60;
+/// How long an invite link works, in seconds (7 days).
+pub const INVITE_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// How every API token starts: it is never mistaken for a passkey or the admin token.
 pub const TOKEN_PREFIX: &str = "tt_";
@@ -163,6 +201,10 @@ struct Inner {
     by_name: HashMap<String, UserId>,
     by_passkey: HashMap<Passkey, UserId>,
     by_token: HashMap<[u8; 32], UserId>,
+    /// By the SHA-256 of the invite's secret.
+    invites: HashMap<[u8; 32], Invite>,
+    /// By the SHA-256 of the session id.
+    sessions: HashMap<[u8; 32], Session>,
     /// Passkeys that worked once (rotated away, or of deleted users), with whose they were.
     revoked: HashMap<Passkey, String>,
     /// Counts the times the users may have changed (so a save can tell nothing did).
@@ -252,8 +294,140 @@ impl Users {
             disabled: false,
             token_hash: None,
             role: Role::Member,
+            password: None,
         };
         Ok(inner.insert(user))
+    }
+
+    /// A new one-time invite for `name`, valid until `expires_unix` (an older one stops
+    /// working). Returns the user and the invite's secret, shown only now.
+    pub fn invite(&self, name: &str, expires_unix: u64) -> Result<(User, String), UserError> {
+        let secret = secret(32);
+        let mut inner = self.lock();
+        let id = inner.id(name)?;
+        inner.invites.retain(|_, i| i.user != id);
+        inner.invites.insert(
+            token_hash(&secret),
+            Invite {
+                user: id,
+                expires_unix,
+            },
+        );
+        let user = inner
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| UserError::NotFound(name.into()))?;
+        Ok((user, secret))
+    }
+
+    /// The user an invite is for, while it is valid (unused, not expired, user enabled).
+    pub fn invited(&self, secret: &str, now_unix: u64) -> Option<(User, u64)> {
+        let inner = self.read();
+        let invite = inner.invites.get(&token_hash(secret))?;
+        if invite.expires_unix <= now_unix {
+            return None;
+        }
+        let user = inner.by_id.get(&invite.user).filter(|u| !u.disabled)?;
+        Some((user.clone(), invite.expires_unix))
+    }
+
+    /// Uses an invite: the user's password becomes `password_hash`, the invite is gone.
+    pub fn accept_invite(
+        &self,
+        secret: &str,
+        password_hash: String,
+        now_unix: u64,
+    ) -> Option<User> {
+        let mut inner = self.lock();
+        let key = token_hash(secret);
+        let invite = *inner.invites.get(&key)?;
+        inner.invites.remove(&key);
+        if invite.expires_unix <= now_unix {
+            return None;
+        }
+        let user = inner.by_id.get_mut(&invite.user).filter(|u| !u.disabled)?;
+        user.password = Some(password_hash);
+        Some(user.clone())
+    }
+
+    /// Opens a session for `user` until `expires_unix`: (session id, CSRF token), shown only now.
+    pub fn open_session(&self, user: UserId, expires_unix: u64) -> (String, String) {
+        let (id, csrf) = (secret(43), secret(32));
+        let mut inner = self.lock();
+        // Expired sessions go as new ones come.
+        inner
+            .sessions
+            .retain(|_, s| s.expires_unix > expires_unix.saturating_sub(SESSION_SECS));
+        inner.sessions.insert(
+            token_hash(&id),
+            Session {
+                user,
+                expires_unix,
+                csrf: csrf.clone(),
+            },
+        );
+        (id, csrf)
+    }
+
+    /// The user and CSRF token of a session, while it is valid (the user enabled).
+    pub fn session(&self, id: &str, now_unix: u64) -> Option<(User, String)> {
+        let inner = self.read();
+        let session = inner.sessions.get(&token_hash(id))?;
+        if session.expires_unix <= now_unix {
+            return None;
+        }
+        let user = inner.by_id.get(&session.user).filter(|u| !u.disabled)?;
+        Some((user.clone(), session.csrf.clone()))
+    }
+
+    /// Ends a session (signing out).
+    pub fn close_session(&self, id: &str) -> bool {
+        self.lock().sessions.remove(&token_hash(id)).is_some()
+    }
+
+    /// Invites and sessions, for the state file.
+    pub fn access(&self) -> Access {
+        let inner = self.read();
+        let name = |id: &UserId| inner.by_id.get(id).map(|u| u.name.clone());
+        let mut access = Access::default();
+        for (key, invite) in &inner.invites {
+            if let Some(name) = name(&invite.user) {
+                access.invites.push((*key, name, invite.expires_unix));
+            }
+        }
+        for (key, session) in &inner.sessions {
+            if let Some(name) = name(&session.user) {
+                access
+                    .sessions
+                    .push((*key, name, session.expires_unix, session.csrf.clone()));
+            }
+        }
+        access.invites.sort();
+        access.sessions.sort();
+        access
+    }
+
+    /// Puts saved invites and sessions back (startup only, after [`Users::restore`]).
+    pub fn restore_access(&self, access: Access) {
+        let mut inner = self.lock();
+        for (key, name, expires_unix) in access.invites {
+            if let Ok(user) = inner.id(&name) {
+                inner.invites.insert(key, Invite { user, expires_unix });
+            }
+        }
+        for (key, name, expires_unix, csrf) in access.sessions {
+            if let Ok(user) = inner.id(&name) {
+                inner.sessions.insert(
+                    key,
+                    Session {
+                        user,
+                        expires_unix,
+                        csrf,
+                    },
+                );
+            }
+        }
     }
 
     pub fn set_role(&self, name: &str, role: Role) -> Result<User, UserError> {
@@ -305,6 +479,7 @@ impl Users {
         let user = inner.user_mut(name)?;
         let old_key = std::mem::replace(&mut user.passkey, new_key);
         let user = user.clone();
+        inner.sessions.retain(|_, s| s.user != id);
         inner.by_passkey.remove(&old_key);
         inner.revoked.insert(old_key, name.to_owned());
         inner.by_passkey.insert(new_key, id);
@@ -313,6 +488,10 @@ impl Users {
 
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, UserError> {
         let mut inner = self.lock();
+        let id = inner.id(name)?;
+        if disabled {
+            inner.sessions.retain(|_, s| s.user != id);
+        }
         let user = inner.user_mut(name)?;
         user.disabled = disabled;
         Ok(user.clone())
@@ -328,6 +507,8 @@ impl Users {
             .ok_or_else(|| UserError::NotFound(name.into()))?;
         inner.by_name.remove(name);
         inner.by_passkey.remove(&user.passkey);
+        inner.sessions.retain(|_, s| s.user != id);
+        inner.invites.retain(|_, i| i.user != id);
         if let Some(hash) = &user.token_hash {
             inner.by_token.remove(hash);
         }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod accounts;
 mod add_torrent_info;
 mod admin;
 mod announce;
