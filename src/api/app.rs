@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 
-use crate::api::accounts;
 use crate::api::config::Config;
 use crate::api::events::Events;
+use crate::api::limits;
 use crate::api::metrics::Metrics;
 use crate::store::state;
 use crate::store::swarm::Swarm;
@@ -32,7 +32,7 @@ pub struct App {
     /// Live events for `/api/v1/events`.
     pub events: Events,
     /// Failed sign-ins, per name and per address.
-    pub sign_in_limits: accounts::Limits,
+    pub sign_in_limits: limits::Limits,
     /// The state file on disk was written by the Python original and has not been backed up yet.
     legacy_file_pending: Mutex<bool>,
     /// Held for the whole of a save, so saves are written in the order they were taken; inside,
@@ -59,7 +59,7 @@ impl App {
         App {
             files: TorrentFiles::beside(&config.state_file),
             events: Events::new(config.max_event_clients),
-            sign_in_limits: accounts::Limits::default(),
+            sign_in_limits: limits::Limits::default(),
             config,
             swarm,
             users,

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod events;
 pub mod feeds;
 pub mod index;
+pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
