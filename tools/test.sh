@@ -4,6 +4,8 @@
 # Installs what the end-to-end tests need, if missing, then runs every test:
 #   - Debian's python3-libtorrent, for /usr/bin/python3 (a real BitTorrent client), and python3-venv;
 #   - the clients of the real-client matrix: qbittorrent-nox, transmission-cli and aria2;
+#   - a real browser for the web page's tests: chromium, chromium-driver and python3-selenium (for
+#     /usr/bin/python3), with fonts-liberation so pages render text;
 #   - requests and bencodepy from PyPI (the legacy add_torrent_info client) into a virtual
 #     environment at target/test-venv, made from /usr/bin/python3 and put first on PATH, so no
 #     package is installed into the system's Python.
@@ -19,6 +21,9 @@ missing=()
 command -v qbittorrent-nox >/dev/null || missing+=(qbittorrent-nox)
 command -v transmission-cli >/dev/null || missing+=(transmission-cli)
 command -v aria2c >/dev/null || missing+=(aria2)
+command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+/usr/bin/python3 -c 'import selenium' 2>/dev/null || missing+=(python3-selenium)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -13,7 +13,7 @@ use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges};
 pub use crate::api::reply::Reply;
 use crate::api::routes::{self, Need, Route};
-use crate::api::{accounts, events, feeds, openapi};
+use crate::api::{accounts, events, feeds, openapi, web};
 use crate::error::{ApiError, ProtocolError};
 use crate::protocol;
 use crate::protocol::http;
@@ -57,6 +57,8 @@ pub struct Prepared {
     last_event_id: Option<u64>,
     /// The session of a browser that signed in.
     signed_in: Option<SignedIn>,
+    /// A request for `/` from a browser (it asks for HTML, and is no announce).
+    browser: bool,
     body: Vec<u8>,
 }
 
@@ -98,7 +100,10 @@ impl Prepared {
                 })
             })
             .flatten();
+        let browser = request.target == "/" || request.target.starts_with("/?");
+        let browser = browser && web::is_browser(request.header("Accept"), &query);
         Prepared {
+            browser,
             signed_in,
             last_event_id,
             cors_origin: cors_origin(app, &request),
@@ -377,6 +382,7 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
         Route::Rss { .. } => feeds::RSS_TYPE,
         Route::Torznab => feeds::XML_TYPE,
         Route::Events => events::STREAM_TYPE,
+        Route::Web(_) => "text/html; charset=utf-8",
         _ => "application/json",
     };
     let mut reply = Reply::plain(Vec::new());
@@ -443,6 +449,9 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
     let (users, swarm, body) = (&app.users, &app.swarm, &req.body);
     let success = if route == Route::CreateUser { 201 } else { 200 };
     let result = match route {
+        Route::Announce { passkey: None } if req.path == "/" && req.browser => {
+            return web::to_the_page()
+        }
         Route::Announce { passkey } => {
             return announce(app, &req.query, passkey.as_deref(), req.client.ip, now)
         }
@@ -525,6 +534,7 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::Rss { passkey } => return feeds::rss(app, &passkey, &req.query, &base, now),
         Route::Torznab => return feeds::torznab(app, &req.query, &base, now),
         Route::Events => return event_stream(app, req.last_event_id, &req.query),
+        Route::Web(rest) => return web::page(&rest),
         Route::TorrentHistory(hash) => index::history(app, &hash),
         Route::History => Ok(app.swarm.totals_history().to_json()),
     };

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reply;
 pub mod routes;
+pub mod web;
 
 use serde::{Deserialize, Serialize};
 

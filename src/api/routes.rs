@@ -76,6 +76,8 @@ pub enum Route {
     Torznab,
     /// `GET /api/v1/events`: live events (Server-Sent Events).
     Events,
+    /// `GET /web/<rest>`: the web page and its two assets.
+    Web(String),
     /// `GET /api/v1/torrents/<hash>/history`: its peers over time.
     TorrentHistory(String),
     /// `GET /api/v1/history`: the tracker's peers over time.
@@ -115,7 +117,8 @@ impl Route {
             | Route::Torznab
             | Route::ShowInvite(_)
             | Route::AcceptInvite(_)
-            | Route::SignIn => Need::Nobody,
+            | Route::SignIn
+            | Route::Web(_) => Need::Nobody,
             Route::Download { passkey: None, .. }
             | Route::Catalog
             | Route::ShowTorrent(_)
@@ -162,6 +165,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let (allow, route): (&'static str, Option<Route>) = match segments.as_slice() {
         [""] | ["announce"] => ("GET, HEAD", get(method, Route::Announce { passkey: None })),
+        ["web", rest @ ..] => ("GET, HEAD", get(method, Route::Web(rest.join("/")))),
         ["scrape"] => ("GET, HEAD", get(method, Route::Scrape { passkey: None })),
         [passkey, "announce"] => (
             "GET, HEAD",

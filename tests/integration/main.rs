@@ -20,3 +20,4 @@ mod private;
 mod readme;
 mod scrape;
 mod single_owner;
+mod web;
