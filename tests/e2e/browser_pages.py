@@ -19,7 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 base, invite_url, shots = sys.argv[1], sys.argv[2], sys.argv[3]
 options = webdriver.ChromeOptions()
-for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
+for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--window-size=1200,900"):
     options.add_argument(flag)
 browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 wait = WebDriverWait(browser, 20)
