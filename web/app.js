@@ -170,12 +170,22 @@ async function torrentView() {
     history ? plot(history) : null,
     el("h2", {}, "Files"), files,
     el("p", { class: "meta" }, "Size " + bytes(t.size) + ", added " + date(t.added) + (t.uploader ? " by " + t.uploader : "") + ", info hash " + t.info_hash),
-    editForm(t), box);
+    editForm(t), removeButton(t, box), box);
   follow([t.info_hash], (c) => {
     counts.querySelector(".seeders").textContent = c.seeders;
     counts.querySelector(".leechers").textContent = c.leechers;
     counts.querySelector(".completed").textContent = c.completed;
   });
+}
+
+// Removing a torrent: moderators and admins.
+function removeButton(t, box) {
+  if (!session || (session.role !== "moderator" && session.role !== "admin")) return null;
+  return el("p", {}, el("button", { type: "button", onclick: async () => {
+    if (!confirm("Remove " + t.title + "?")) return;
+    try { await api("DELETE", "/api/v1/torrents/" + t.info_hash); location.assign("/web/"); }
+    catch (e) { say(box, e.message); }
+  } }, "Remove this torrent"));
 }
 
 // Title, artist, description, tags and category, for the uploader and moderators.
@@ -266,11 +276,88 @@ async function accountView() {
     box);
 }
 
+// Upload: the file (chosen, or dropped on the form) and its metadata, sent as the form it is.
+function uploadView() {
+  if (!session) { location.assign("/web/sign-in"); return; }
+  const box = alertBox();
+  const file = el("input", { type: "file", name: "torrent", accept: ".torrent,application/x-bittorrent", required: true });
+  const title = el("input", { name: "title" });
+  const prefill = () => {
+    const chosen = file.files[0];
+    if (chosen && !title.value) title.value = chosen.name.replace(/\.torrent$/i, "");
+  };
+  file.addEventListener("change", prefill);
+  const form = el("form", { class: "upload", onsubmit: async (event) => {
+    event.preventDefault();
+    say(box, "");
+    try {
+      const answer = await api("POST", "/api/v1/torrents", new FormData(form));
+      location.assign("/web/torrent?hash=" + answer.info_hash);
+    } catch (e) { say(box, e.message); }
+  } }, el("h1", {}, "Upload a torrent"),
+    el("label", { class: "drop" }, ".torrent file (or drop it here)", file),
+    el("label", {}, "Title", title),
+    el("label", {}, "Artist", el("input", { name: "artist" })),
+    el("label", {}, "Tags (comma-separated)", el("input", { name: "tags" })),
+    el("label", {}, "Category", el("select", { name: "category" },
+      ["", "movies", "music", "software", "tv", "books", "games", "data", "other"].map((c) => el("option", { value: c }, c || "(none)")))),
+    el("label", {}, "Description", el("textarea", { name: "description" })),
+    el("button", { type: "submit" }, "Upload"), box);
+  form.addEventListener("dragover", (event) => event.preventDefault());
+  form.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) { file.files = event.dataTransfer.files; prefill(); }
+  });
+  show(form);
+}
+
+// Admin: invite people, roles, disable, rotate, delete.
+async function adminView() {
+  const box = alertBox();
+  let users;
+  try { users = (await api("GET", "/api/v1/users")).users; } catch (e) { show(box); say(box, e.message); return; }
+  const act = (method, path, body) => async () => {
+    try { await api(method, path, body); location.reload(); } catch (e) { say(box, e.message); }
+  };
+  const invited = el("output", { class: "invite-link" });
+  const invite = el("form", { class: "invite-user", onsubmit: async (event) => {
+    event.preventDefault();
+    const name = new FormData(invite).get("name");
+    try {
+      await api("POST", "/api/v1/users", { name });
+      const link = await api("POST", "/api/v1/users/" + encodeURIComponent(name) + "/invite");
+      invited.textContent = link.invite_url;
+    } catch (e) { say(box, e.message); }
+  } }, el("label", {}, "New user", el("input", { name: "name", required: true })),
+    el("button", { type: "submit" }, "Create and invite"), " ", invited);
+  const rows = users.map((u) => {
+    const path = "/api/v1/users/" + encodeURIComponent(u.name);
+    const role = el("select", { "aria-label": "Role of " + u.name, onchange: (event) => act("POST", path + "/role", { role: event.target.value })() },
+      ["member", "uploader", "moderator", "admin"].map((r) => el("option", { value: r, selected: u.role === r }, r)));
+    return el("tr", { "data-user": u.name },
+      el("td", {}, u.name), el("td", {}, role),
+      el("td", { class: "number" }, bytes(u.uploaded)), el("td", { class: "number" }, bytes(u.downloaded)),
+      el("td", {}, u.disabled ? "disabled" : "active"),
+      el("td", {},
+        el("button", { type: "button", onclick: act("POST", path + (u.disabled ? "/enable" : "/disable")) }, u.disabled ? "Enable" : "Disable"), " ",
+        el("button", { type: "button", class: "rotate", onclick: act("POST", path + "/rotate") }, "Rotate passkey"), " ",
+        el("button", { type: "button", onclick: async () => {
+          try { invited.textContent = (await api("POST", path + "/invite")).invite_url; } catch (e) { say(box, e.message); }
+        } }, "Invite again"), " ",
+        el("button", { type: "button", onclick: () => { if (confirm("Delete " + u.name + "?")) act("DELETE", path)(); } }, "Delete")));
+  });
+  show(el("h1", {}, "Users"), invite,
+    el("table", { class: "users" },
+      el("thead", {}, el("tr", {}, ["Name", "Role", "Uploaded", "Downloaded", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)), box);
+}
+
 async function start() {
   try { session = await api("GET", "/api/v1/session"); } catch (_) { session = null; }
   for (const item of document.querySelectorAll("[data-needs]")) {
     const needs = item.getAttribute("data-needs");
-    item.hidden = needs === "anonymous" ? !!session : !session;
+    item.hidden = needs === "anonymous" ? !!session
+      : !session || (needs === "admin" && session.role !== "admin");
   }
   document.getElementById("sign-out").addEventListener("click", async () => {
     try { await api("DELETE", "/api/v1/session"); } catch (_) { /* signed out anyway */ }
@@ -281,6 +368,8 @@ async function start() {
   if (path === "/web/torrent") return torrentView();
   if (path === "/web/sign-in") return signInView();
   if (path === "/web/account") return accountView();
+  if (path === "/web/upload") return uploadView();
+  if (path === "/web/admin") return adminView();
   if (path.startsWith("/web/invite/")) return inviteView(path.slice("/web/invite/".length));
   show(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "/web/" }, "Back to the torrents")));
 }

@@ -1,14 +1,18 @@
 """The web page in a real browser: Debian's headless Chromium, driven by selenium.
 
-Usage: /usr/bin/python3 browser_pages.py BASE_URL INVITE_URL SHOTS_DIR
+Usage: /usr/bin/python3 browser_pages.py BASE_URL INVITE_URL SHOTS_DIR TORRENT_FILE ADMIN_TOKEN
 
 Opens the invite link, chooses a password (which signs in), looks at the list of torrents, searches,
-opens a torrent's page, and signs out, saving a screenshot of each step in SHOTS_DIR. Prints one JSON
+opens a torrent's page, tries to upload TORRENT_FILE as a member (refused), uploads it as an uploader,
+rotates its own passkey on the admin page as an admin (which ends the session: it signs in again),
+and signs out, saving a screenshot of each step
+in SHOTS_DIR. The roles are given through the operator API with ADMIN_TOKEN. Prints one JSON
 object of what it saw (the test asserts on it). A JavaScript dialog anywhere (a name that ran as
 markup) is recorded, not dismissed silently.
 """
 import json
 import sys
+import urllib.request
 
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
@@ -17,7 +21,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, invite_url, shots = sys.argv[1], sys.argv[2], sys.argv[3]
+base, invite_url, shots, torrent_file, admin_token = sys.argv[1:6]
+
+
+def set_role(name, role):
+    request = urllib.request.Request(
+        "%s/api/v1/users/%s/role" % (base, name), data=json.dumps({"role": role}).encode(),
+        headers={"Authorization": "Bearer " + admin_token, "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
 options = webdriver.ChromeOptions()
 for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--window-size=1200,900"):
@@ -75,6 +86,51 @@ try:
     seen["main_text"] = browser.find_element(By.TAG_NAME, "main").text
     seen["referrer_policy_meta"] = browser.execute_script("return document.referrer")
     shot("torrent")
+
+    # Upload: refused for a member (the API's own words shown by the form), done for an uploader.
+    browser.get(base + "/web/upload")
+    wait.until(ready.presence_of_element_located((By.NAME, "torrent")))
+    browser.find_element(By.NAME, "torrent").send_keys(torrent_file)
+    browser.find_element(By.CSS_SELECTOR, "form.upload button[type=submit]").click()
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "form.upload p.alert:not([hidden])")))
+    seen["member_upload"] = browser.find_element(By.CSS_SELECTOR, "form.upload p.alert").text
+    shot("upload-refused")
+    set_role("alice", "uploader")
+    browser.get(base + "/web/upload")
+    wait.until(ready.presence_of_element_located((By.NAME, "torrent")))
+    browser.find_element(By.NAME, "torrent").send_keys(torrent_file)
+    seen["prefilled_title"] = browser.find_element(By.NAME, "title").get_attribute("value")
+    browser.find_element(By.NAME, "tags").send_keys("fresh, upload")
+    browser.find_element(By.CSS_SELECTOR, "form.upload button[type=submit]").click()
+    wait.until(ready.url_contains("/web/torrent?hash="))
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "p.counts")))
+    seen["uploaded_heading"] = browser.find_element(By.TAG_NAME, "h1").text
+    seen["uploaded_tags"] = texts("p.tags a")
+
+    # Admin: the users, and a passkey rotated from the page shows on the account page.
+    set_role("alice", "admin")
+    browser.get(base + "/web/account")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "dd.announce")))
+    seen["announce_before"] = browser.find_element(By.CSS_SELECTOR, "dd.announce").text
+    browser.get(base + "/web/admin")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.users")))
+    seen["admin_users"] = texts("table.users tbody td:first-child")
+    shot("admin")
+    table = browser.find_element(By.CSS_SELECTOR, "table.users")
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-user="alice"] button.rotate').click()
+    wait.until(ready.staleness_of(table))  # the page reloads once the rotation is done
+    # Rotating a passkey ends its user's sessions: alice signs in again.
+    browser.get(base + "/web/account")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "form.sign-in")))
+    seen["after_rotation"] = browser.current_url
+    browser.find_element(By.NAME, "name").send_keys("alice")
+    browser.find_element(By.NAME, "password").send_keys("correct horse battery")
+    browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.torrents")))
+    browser.get(base + "/web/account")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "dd.announce")))
+    seen["announce_after"] = browser.find_element(By.CSS_SELECTOR, "dd.announce").text
+    shot("account")
 
     browser.find_element(By.ID, "sign-out").click()
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "p.alert:not([hidden])")))

@@ -107,11 +107,16 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     }
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let upload = work.path().join("Field recordings.torrent");
+    std::fs::write(&upload, make_torrent("field.flac", 400, true)).unwrap();
     let out = Command::new("/usr/bin/python3")
         .arg(script("browser_pages.py"))
         .arg(format!("http://{}", tracker.addr))
         .arg(&invite_url)
         .arg(&shots)
+        .arg(&upload)
+        .arg("s3cret")
         .stdin(Stdio::null())
         .output()
         .expect("running /usr/bin/python3");
@@ -153,6 +158,27 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     assert!(
         !page.contains("null") && !page.contains("undefined"),
         "{page}"
+    );
+    let refused = seen["member_upload"].as_str().unwrap();
+    assert!(
+        refused.contains("--user-uploads"),
+        "the API's refusal is shown: {refused}"
+    );
+    assert_eq!(seen["prefilled_title"], "Field recordings");
+    assert_eq!(seen["uploaded_heading"], "Field recordings");
+    assert_eq!(
+        seen["uploaded_tags"],
+        serde_json::json!(["fresh", "upload"])
+    );
+    assert_eq!(seen["admin_users"], serde_json::json!(["alice"]));
+    let (before, after) = (
+        seen["announce_before"].as_str().unwrap(),
+        seen["announce_after"].as_str().unwrap(),
+    );
+    assert!(before.contains(&passkey), "{before}");
+    assert!(
+        after.ends_with("/announce") && after != before,
+        "rotated: {before} -> {after}"
     );
     assert!(
         seen["after_sign_out"].as_str().unwrap().contains("private"),
