@@ -12,6 +12,8 @@ markup) is recorded, not dismissed silently.
 """
 import json
 import sys
+import time
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -84,8 +86,18 @@ try:
     seen["download_href"] = browser.find_element(By.LINK_TEXT, "Download .torrent").get_attribute("href")
     seen["files"] = texts("table.files tbody td:first-child")
     seen["main_text"] = browser.find_element(By.TAG_NAME, "main").text
-    seen["referrer_policy_meta"] = browser.execute_script("return document.referrer")
     shot("torrent")
+
+    # A seeder announces with the user's passkey (left=0): the open page shows it without a reload.
+    browser.execute_script("window.notReloaded = true")
+    info_hash = browser.current_url.split("hash=")[1]
+    announce = seen["download_href"].split("/download/")[0] + "/announce"
+    began = time.monotonic()
+    urllib.request.urlopen("%s?info_hash=%s&peer_id=-LT2080-abcdefghijkl&port=6881&left=0&event=started"
+                           % (announce, urllib.parse.quote(bytes.fromhex(info_hash))), timeout=10).read()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.counts .seeders"), "1"))
+    seen["live_count_secs"] = round(time.monotonic() - began, 2)
+    seen["not_reloaded"] = browser.execute_script("return window.notReloaded === true")
 
     # Upload: refused for a member (the API's own words shown by the form), done for an uploader.
     browser.get(base + "/web/upload")

@@ -197,3 +197,55 @@ fn failed_sign_ins_are_limited_and_other_sites_cannot_sign_a_browser_in() {
     assert_eq!(forged.status, 403, "{}", forged.text());
     assert!(forged.header("Set-Cookie").is_none());
 }
+
+#[test]
+fn a_cross_site_form_cannot_upload_with_a_signed_in_browser() {
+    let tracker = Tracker::start(&["--user-uploads"]);
+    tracker.post_json("/users", r#"{"name": "uma"}"#);
+    let invite: Value = tracker.post_json("/api/v1/users/uma/invite", "").json();
+    let secret = invite["invite_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let signed = tracker.post_json(
+        &format!("/api/v1/invites/{secret}"),
+        r#"{"password": "a long enough password"}"#,
+    );
+    let (cookie, _) = session_cookie(&signed);
+    let csrf = signed.json()["csrf_token"].as_str().unwrap().to_owned();
+    let (content_type, body) = form(&[("title", "planted")], &make_torrent("x.bin", 400, false));
+    // What a form on evil.example would send, if the browser sent the cookie at all (SameSite=Strict
+    // keeps it home): no CSRF token, another Origin.
+    for (origin, token) in [
+        ("https://evil.example", None),
+        ("https://evil.example", Some(csrf.as_str())),
+    ] {
+        let mut headers = vec![
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", content_type.as_str()),
+            ("Origin", origin),
+            ("Sec-Fetch-Site", "cross-site"),
+        ];
+        if let Some(token) = token {
+            headers.push(("X-CSRF-Token", token));
+        }
+        let reply = tracker.request("POST", "/api/v1/torrents", &headers, &body);
+        assert_eq!(reply.status, 403, "{}", reply.text());
+    }
+    assert_eq!(
+        tracker.get("/api/v1/torrents").json()["total"],
+        0,
+        "nothing was stored"
+    );
+    // The same upload from the tracker's own page works.
+    let own = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", content_type.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+    ];
+    let reply = tracker.request("POST", "/api/v1/torrents", &own, &body);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+}

@@ -154,6 +154,11 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
         "{download}"
     );
     assert_eq!(seen["files"], serde_json::json!(["lab.tar"]));
+    assert_eq!(seen["not_reloaded"], true, "{seen}");
+    let delay = seen["live_count_secs"].as_f64().unwrap();
+    // The tick is once a second; the figure is in BENCHMARKS.md, this only bounds it loosely.
+    assert!(delay < 10.0, "the seeder showed after {delay} s");
+    eprintln!("live count visible {delay} s after the announce");
     let page = seen["main_text"].as_str().unwrap();
     assert!(
         !page.contains("null") && !page.contains("undefined"),
