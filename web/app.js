@@ -60,7 +60,7 @@ function date(unix) {
 
 function show(...nodes) {
   main().replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
-  main().focus();
+  main().focus({ preventScroll: true });
 }
 
 // Live counts: one EventSource for the torrents on the page; `update(data)` gets each counts event.
@@ -139,7 +139,8 @@ function plot(history) {
       (10 + 580 * (p[0] - t0) / (t1 - t0)).toFixed(1) + "," + (150 - 140 * p[column] / top).toFixed(1)).join(" "));
     svg.append(line);
   }
-  return el("figure", {}, svg, el("figcaption", {}, "Seeders (solid) and leechers (dashed), most " + top));
+  return el("figure", {}, svg, el("figcaption", {},
+    "Seeders (solid) and leechers (dashed), at most " + top + ", from " + date(t0) + " to " + date(t1) + " UTC"));
 }
 
 async function torrentView() {
