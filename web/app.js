@@ -91,12 +91,12 @@ async function listView() {
   try { page = await api("GET", "/api/v1/torrents?" + query); } catch (e) { say(box, e.message); return; }
   const rows = page.torrents.map((t) => el("tr", { "data-hash": t.info_hash },
     el("td", {}, el("a", { href: "/web/torrent?hash=" + t.info_hash }, t.title)),
-    el("td", {}, t.tags.join(", ")),
-    el("td", { class: "number" }, bytes(t.size)),
-    el("td", { class: "number seeders" }, t.seeders),
-    el("td", { class: "number leechers" }, t.leechers),
-    el("td", { class: "number completed" }, t.completed),
-    el("td", {}, date(t.added))));
+    el("td", { "data-label": "Tags" }, t.tags.join(", ")),
+    el("td", { class: "number", "data-label": "Size" }, bytes(t.size)),
+    el("td", { class: "number seeders", "data-label": "Seeders" }, t.seeders),
+    el("td", { class: "number leechers", "data-label": "Leechers" }, t.leechers),
+    el("td", { class: "number completed", "data-label": "Completed" }, t.completed),
+    el("td", { "data-label": "Added" }, date(t.added))));
   const table = el("table", { class: "torrents" },
     el("thead", {}, el("tr", {}, ["Title", "Tags", "Size", "Seeders", "Leechers", "Completed", "Added"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows));

@@ -20,6 +20,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -118,6 +119,36 @@ try:
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "p.counts")))
     seen["uploaded_heading"] = browser.find_element(By.TAG_NAME, "h1").text
     seen["uploaded_tags"] = texts("p.tags a")
+
+    # The uploader edits the title on the page; the list shows the new one.
+    title = browser.find_element(By.CSS_SELECTOR, "form.edit input[name=title]")
+    title.clear()
+    title.send_keys("Field recordings, <b>remastered</b>")
+    browser.find_element(By.CSS_SELECTOR, "form.edit button[type=submit]").click()
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), "remastered"))
+    browser.get(base + "/web/?q=remastered")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "main p.pages")))
+    seen["edited_titles"] = texts("table.torrents tbody td:first-child")
+
+    # A phone-width screen: nothing wider than it; and the search works by keyboard alone.
+    browser.set_window_size(390, 844)
+    browser.get(base + "/web/")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.torrents")))
+    seen["phone_overflow"] = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    shot("phone")
+    browser.set_window_size(1200, 900)
+    body = browser.find_element(By.TAG_NAME, "body")
+    for _ in range(12):
+        body = browser.switch_to.active_element
+        if body.get_attribute("name") == "q":
+            break
+        body.send_keys(Keys.TAB)
+    seen["keyboard_reached"] = browser.switch_to.active_element.get_attribute("name")
+    browser.switch_to.active_element.send_keys("lab" + Keys.ENTER)
+    wait.until(ready.url_contains("q=lab"))
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "main p.pages")))
+    seen["keyboard_titles"] = texts("table.torrents tbody td:first-child")
 
     # Admin: the users, and a passkey rotated from the page shows on the account page.
     set_role("alice", "admin")

@@ -175,6 +175,13 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
         seen["uploaded_tags"],
         serde_json::json!(["fresh", "upload"])
     );
+    assert_eq!(
+        seen["edited_titles"],
+        serde_json::json!(["Field recordings, <b>remastered</b>"])
+    );
+    assert_eq!(seen["phone_overflow"], 0, "wider than a phone: {seen}");
+    assert_eq!(seen["keyboard_reached"], "q", "Tab reaches the search box");
+    assert_eq!(seen["keyboard_titles"], serde_json::json!(["Lab dataset"]));
     assert_eq!(seen["admin_users"], serde_json::json!(["alice"]));
     let (before, after) = (
         seen["announce_before"].as_str().unwrap(),
