@@ -146,23 +146,35 @@ fn an_invite_sets_a_password_and_signs_in_and_the_session_follows_the_rules() {
     );
 }
 
-#[test]
-fn failed_sign_ins_are_limited_and_other_sites_cannot_sign_a_browser_in() {
-    let tracker = Tracker::start(&[]);
-    tracker.post_json("/users", r#"{"name": "eve"}"#);
-    let invite: Value = tracker.post_json("/api/v1/users/eve/invite", "").json();
+/// A new user `name` who took their invite with the password "a long enough password": the
+/// session's cookie pair and CSRF token.
+fn invited_and_signed_in(tracker: &Tracker, name: &str) -> (String, String) {
+    tracker.post_json("/users", &format!(r#"{{"name": "{name}"}}"#));
+    let invite: Value = tracker
+        .post_json(&format!("/api/v1/users/{name}/invite"), "")
+        .json();
     let secret = invite["invite_url"]
         .as_str()
         .unwrap()
         .rsplit('/')
         .next()
-        .unwrap()
-        .to_owned();
-    let set = tracker.post_json(
+        .unwrap();
+    let signed = tracker.post_json(
         &format!("/api/v1/invites/{secret}"),
         r#"{"password": "a long enough password"}"#,
     );
-    assert_eq!(set.status, 201);
+    assert_eq!(signed.status, 201, "{}", signed.text());
+    let (cookie, _) = session_cookie(&signed);
+    (
+        cookie,
+        signed.json()["csrf_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn failed_sign_ins_are_limited_and_other_sites_cannot_sign_a_browser_in() {
+    let tracker = Tracker::start(&[]);
+    invited_and_signed_in(&tracker, "eve");
 
     let unknown = sign_in(&tracker, "nobody", "whatever it is");
     assert_eq!(unknown.status, 401);
@@ -201,21 +213,7 @@ fn failed_sign_ins_are_limited_and_other_sites_cannot_sign_a_browser_in() {
 #[test]
 fn a_cross_site_form_cannot_upload_with_a_signed_in_browser() {
     let tracker = Tracker::start(&["--user-uploads"]);
-    tracker.post_json("/users", r#"{"name": "uma"}"#);
-    let invite: Value = tracker.post_json("/api/v1/users/uma/invite", "").json();
-    let secret = invite["invite_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let signed = tracker.post_json(
-        &format!("/api/v1/invites/{secret}"),
-        r#"{"password": "a long enough password"}"#,
-    );
-    let (cookie, _) = session_cookie(&signed);
-    let csrf = signed.json()["csrf_token"].as_str().unwrap().to_owned();
+    let (cookie, csrf) = invited_and_signed_in(&tracker, "uma");
     let (content_type, body) = form(&[("title", "planted")], &make_torrent("x.bin", 400, false));
     // What a form on evil.example would send, if the browser sent the cookie at all (SameSite=Strict
     // keeps it home): no CSRF token, another Origin.
