@@ -277,15 +277,54 @@ async function accountView() {
     box);
 }
 
+// The `name` in a .torrent's info dictionary (`name.utf-8` first), or null: just enough bencode to
+// prefill the title. The tracker parses the file itself when it arrives.
+function torrentName(bytes) {
+  let at = 0;
+  const text = (start, end) => new TextDecoder().decode(bytes.subarray(start, end));
+  function value(depth) {
+    if (depth > 64 || at >= bytes.length) throw new Error("not bencode");
+    const c = bytes[at];
+    if (c === 0x69) { const end = bytes.indexOf(0x65, at); at = end + 1; return null; } // i…e
+    if (c === 0x6c || c === 0x64) { // l…e, d…e
+      at++;
+      const dict = c === 0x64 ? {} : null;
+      while (bytes[at] !== 0x65) {
+        if (at >= bytes.length) throw new Error("not bencode");
+        const key = dict ? string() : null;
+        const item = value(depth + 1);
+        if (dict && (key === "name" || key === "name.utf-8" || key === "info")) dict[key] = item;
+      }
+      at++;
+      return dict;
+    }
+    return string();
+  }
+  function string() {
+    const colon = bytes.indexOf(0x3a, at);
+    const length = Number(text(at, colon));
+    if (colon < 0 || !Number.isInteger(length)) throw new Error("not bencode");
+    at = colon + 1 + length;
+    return text(colon + 1, at);
+  }
+  try {
+    const top = value(0);
+    const info = top && top.info;
+    return (info && (info["name.utf-8"] || info.name)) || null;
+  } catch (_) { return null; }
+}
+
 // Upload: the file (chosen, or dropped on the form) and its metadata, sent as the form it is.
 function uploadView() {
   if (!session) { location.assign("/web/sign-in"); return; }
   const box = alertBox();
   const file = el("input", { type: "file", name: "torrent", accept: ".torrent,application/x-bittorrent", required: true });
   const title = el("input", { name: "title" });
-  const prefill = () => {
+  const prefill = async () => {
     const chosen = file.files[0];
-    if (chosen && !title.value) title.value = chosen.name.replace(/\.torrent$/i, "");
+    if (!chosen || title.value) return;
+    const name = torrentName(new Uint8Array(await chosen.arrayBuffer()));
+    title.value = name || chosen.name.replace(/\.torrent$/i, "");
   };
   file.addEventListener("change", prefill);
   const form = el("form", { class: "upload", onsubmit: async (event) => {

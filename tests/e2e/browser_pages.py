@@ -112,6 +112,7 @@ try:
     browser.get(base + "/web/upload")
     wait.until(ready.presence_of_element_located((By.NAME, "torrent")))
     browser.find_element(By.NAME, "torrent").send_keys(torrent_file)
+    wait.until(lambda b: b.find_element(By.NAME, "title").get_attribute("value"))  # read from the file
     seen["prefilled_title"] = browser.find_element(By.NAME, "title").get_attribute("value")
     browser.find_element(By.NAME, "tags").send_keys("fresh, upload")
     browser.find_element(By.CSS_SELECTOR, "form.upload button[type=submit]").click()
