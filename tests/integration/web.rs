@@ -169,7 +169,10 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
         refused.contains("--user-uploads"),
         "the API's refusal is shown: {refused}"
     );
-    assert_eq!(seen["prefilled_title"], "field.flac", "the torrent's own name");
+    assert_eq!(
+        seen["prefilled_title"], "field.flac",
+        "the torrent's own name"
+    );
     assert_eq!(seen["uploaded_heading"], "field.flac");
     assert_eq!(
         seen["uploaded_tags"],
