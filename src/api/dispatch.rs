@@ -254,23 +254,16 @@ fn authorize(
         route => route.need(),
     };
     let rules = &app.config.access;
-    let token = token(request, query);
-    let caller = access::Caller {
-        ip: client.known.then_some(client.ip),
-        host: request.header("Host"),
-        origin: request.header("Origin"),
-        sec_fetch_site: request.header("Sec-Fetch-Site"),
-        content_type: request.header("Content-Type"),
-        json_body: route.takes_body(),
-        token: token.as_deref(),
-    };
-    if matches!(route, Route::SignIn | Route::AcceptInvite(_)) {
-        // No one signs a browser in from another site's page (login CSRF).
-        access::check_browser(rules, &caller)?;
-    }
     if need == Need::Nobody {
+        // Announces end here: no token scan, no header lookups.
+        if matches!(route, Route::SignIn | Route::AcceptInvite(_)) {
+            // No one signs a browser in from another site's page (login CSRF).
+            access::check_browser(rules, &caller_facts(request, route, client, None))?;
+        }
         return Ok((Who::Anonymous, None));
     }
+    let token = token(request, query);
+    let caller = caller_facts(request, route, client, token.as_deref());
     let is_admin_token = |t: &str| {
         rules
             .token
@@ -353,6 +346,24 @@ fn authorize(
         (Need::Nobody, _) => Ok(Who::Anonymous),
     }?;
     Ok((who, signed_in))
+}
+
+/// The facts of a request that `access` decides on.
+fn caller_facts<'a>(
+    request: &'a http::Request,
+    route: &Route,
+    client: Client,
+    token: Option<&'a str>,
+) -> access::Caller<'a> {
+    access::Caller {
+        ip: client.known.then_some(client.ip),
+        host: request.header("Host"),
+        origin: request.header("Origin"),
+        sec_fetch_site: request.header("Sec-Fetch-Site"),
+        content_type: request.header("Content-Type"),
+        json_body: route.takes_body(),
+        token,
+    }
 }
 
 /// A browser signed in with a session cookie: its session id and CSRF token.
