@@ -27,6 +27,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 base, invite_url, shots, torrent_file, admin_token = sys.argv[1:6]
 
 
+def passkey_of(name):
+    request = urllib.request.Request("%s/api/v1/users/%s" % (base, name),
+                                     headers={"Authorization": "Bearer " + admin_token})
+    return json.load(urllib.request.urlopen(request, timeout=10))["passkey"]
+
+
 def set_role(name, role):
     request = urllib.request.Request(
         "%s/api/v1/users/%s/role" % (base, name), data=json.dumps({"role": role}).encode(),
@@ -160,9 +166,9 @@ try:
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.users")))
     seen["admin_users"] = texts("table.users tbody td:first-child")
     shot("admin")
-    table = browser.find_element(By.CSS_SELECTOR, "table.users")
     browser.find_element(By.CSS_SELECTOR, 'tr[data-user="alice"] button.rotate').click()
-    wait.until(ready.staleness_of(table))  # the page reloads once the rotation is done
+    # Done when the tracker has the new passkey (the operator API says).
+    wait.until(lambda _: passkey_of("alice") not in seen["announce_before"])
     # Rotating a passkey ends its user's sessions: alice signs in again.
     browser.get(base + "/web/account")
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "form.sign-in")))

@@ -415,21 +415,28 @@ fn to_bytes(value: &Bencode) -> Vec<u8> {
 fn sha1_hex(dir: &Path, data: &[u8]) -> String {
     let path = dir.join("sha1-input");
     std::fs::write(&path, data).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import hashlib, sys; print(hashlib.sha1(open(sys.argv[1], 'rb').read()).hexdigest())",
-        ])
-        .arg(&path)
+    let code =
+        "import hashlib, sys; print(hashlib.sha1(open(sys.argv[1], 'rb').read()).hexdigest())";
+    let path = path.to_str().unwrap();
+    python_stdout("python3", &["-c", code, path])
+        .trim()
+        .to_owned()
+}
+
+/// Runs `python` with `args` (no stdin); fails the test with its stderr unless it succeeds, and
+/// returns what it printed.
+pub fn python_stdout(python: &str, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("running python3");
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn script(name: &str) -> PathBuf {

@@ -1,13 +1,11 @@
 //! RSS and Torznab against the real binary, read with an XML parser (quick-xml) and, for RSS,
 //! with feedparser, the library RSS readers are built on.
 
-use std::process::{Command, Stdio};
-
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::common::*;
-use crate::e2e::{require_python, script};
+use crate::e2e::{python_stdout, require_python, script};
 
 /// One XML element: its name, attributes and text, in document order.
 #[derive(Debug)]
@@ -212,18 +210,12 @@ fn feedparser_reads_the_feed_as_an_rss_reader_would() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("feed.xml");
     std::fs::write(&path, &feed.body).unwrap();
-    let out = Command::new("python3")
-        .arg(script("read_feed.py"))
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = script("read_feed.py");
+    let out = python_stdout(
+        "python3",
+        &[script.to_str().unwrap(), path.to_str().unwrap()],
     );
-    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(read["bozo"], false, "{read}");
     let entries = read["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3, "{read}");

@@ -1,12 +1,10 @@
 //! The web page: served from the binary with its headers, `/` sends browsers to it, and the
 //! invite → password → list → search → torrent page → sign-out path in headless Chromium.
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 use crate::common::*;
-use crate::e2e::{require_python, script};
+use crate::e2e::{python_stdout, require_python, script};
 
 #[test]
 fn the_page_is_served_with_its_headers_and_browsers_are_sent_to_it() {
@@ -110,23 +108,19 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     let work = tempfile::tempdir().unwrap();
     let upload = work.path().join("Field recordings.torrent");
     std::fs::write(&upload, make_torrent("field.flac", 400, true)).unwrap();
-    let out = Command::new("/usr/bin/python3")
-        .arg(script("browser_pages.py"))
-        .arg(format!("http://{}", tracker.addr))
-        .arg(&invite_url)
-        .arg(&shots)
-        .arg(&upload)
-        .arg("s3cret")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running /usr/bin/python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = script("browser_pages.py");
+    let out = python_stdout(
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            &format!("http://{}", tracker.addr),
+            &invite_url,
+            shots.to_str().unwrap(),
+            upload.to_str().unwrap(),
+            "s3cret",
+        ],
     );
-    let seen: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let seen: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert!(seen.get("timeout").is_none(), "{seen}");
     assert_eq!(seen["invite_heading"], "Welcome, alice");
     assert_eq!(
