@@ -103,7 +103,7 @@ pub fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
         .is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))
     {
         return Err(ApiError::Forbidden(
-            "cross-site requests may not use the admin endpoints".into(),
+            "cross-site requests may not call this tracker's API".into(),
         ));
     }
     let Some(origin) = caller.origin else {
@@ -111,7 +111,7 @@ pub fn check_browser(rules: &Rules, caller: &Caller) -> Result<(), ApiError> {
     };
     if !origin_allowed(rules, origin, caller.host) {
         return Err(ApiError::Forbidden(format!(
-            "requests from origin {:?} may not use the admin endpoints (see --cors-origin)",
+            "requests from origin {:?} may not call this tracker's API (see --cors-origin)",
             short(origin)
         )));
     }

@@ -36,7 +36,7 @@ fn a_page_on_another_site_cannot_create_users_or_stop_the_tracker() {
         assert!(reply.json()["error"]
             .as_str()
             .unwrap()
-            .contains("may not use the admin endpoints"));
+            .contains("may not call this tracker's API"));
         let stop = tracker.request("POST", "/shutdown", &forged(origin), b"");
         assert_eq!(stop.status, 403, "{origin}: {}", stop.text());
     }
