@@ -149,9 +149,9 @@ async function torrentView() {
   let t;
   try { t = await api("GET", "/api/v1/torrents/" + encodeURIComponent(hash)); } catch (e) { show(box); say(box, e.message); return; }
   const counts = el("p", { class: "counts" },
-    el("span", { class: "seeders" }, t.seeders), " seeders, ",
-    el("span", { class: "leechers" }, t.leechers), " leechers, ",
-    el("span", { class: "completed" }, t.completed), " completed");
+    "Seeders ", el("span", { class: "seeders" }, t.seeders),
+    " · leechers ", el("span", { class: "leechers" }, t.leechers),
+    " · completed ", el("span", { class: "completed" }, t.completed));
   const copied = el("span", { role: "status" });
   const actions = el("p", { class: "actions" },
     t.download_url ? el("a", { href: t.download_url, class: "button", download: "" }, "Download .torrent") : null,
