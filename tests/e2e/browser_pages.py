@@ -1,20 +1,27 @@
 """The web page in a real browser: Debian's headless Chromium, driven by selenium.
 
-Usage: /usr/bin/python3 browser_pages.py BASE_URL INVITE_URL SHOTS_DIR TORRENT_FILE ADMIN_TOKEN
+Usage: /usr/bin/python3 browser_pages.py BASE_URL INVITE_URL SHOTS_DIR TORRENT_FILE ADMIN_TOKEN DATA_DIR
 
 Opens the invite link, chooses a password (which signs in), looks at the list of torrents, searches,
-opens a torrent's page, tries to upload TORRENT_FILE as a member (refused), uploads it as an uploader,
-rotates its own passkey on the admin page as an admin (which ends the session: it signs in again),
-and signs out, saving a screenshot of each step
-in SHOTS_DIR. The roles are given through the operator API with ADMIN_TOKEN. Prints one JSON
+opens a torrent's page, downloads its .torrent with the browser and starts a libtorrent seeder from
+that file (the content of "Lab dataset" is in DATA_DIR) while the page stays open, tries to upload
+TORRENT_FILE as a member (refused), uploads it as an uploader, is sent by another site's page to post
+a form to the upload endpoint (refused), walks the list by keyboard, rotates its own passkey on the
+admin page as an admin (which ends the session: it signs in again, by keyboard), and signs out,
+saving a screenshot of each step in SHOTS_DIR. The roles are given through the operator API with ADMIN_TOKEN. Prints one JSON
 object of what it saw (the test asserts on it). A JavaScript dialog anywhere (a name that ran as
 markup) is recorded, not dismissed silently.
 """
+import http.server
 import json
+import os
 import sys
+import tempfile
+import threading
 import time
-import urllib.parse
 import urllib.request
+
+import libtorrent as lt
 
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
@@ -24,7 +31,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, invite_url, shots, torrent_file, admin_token = sys.argv[1:6]
+base, invite_url, shots, torrent_file, admin_token, data_dir = sys.argv[1:7]
+downloads = tempfile.mkdtemp(prefix="tinytracker-downloads-")
 
 
 def passkey_of(name):
@@ -38,11 +46,66 @@ def set_role(name, role):
         "%s/api/v1/users/%s/role" % (base, name), data=json.dumps({"role": role}).encode(),
         headers={"Authorization": "Bearer " + admin_token, "Content-Type": "application/json"})
     urllib.request.urlopen(request, timeout=10).read()
+
+
+def torrent_count():
+    request = urllib.request.Request("%s/api/v1/torrents" % base,
+                                     headers={"Authorization": "Bearer " + admin_token})
+    return json.load(urllib.request.urlopen(request, timeout=10))["total"]
+
+
+def seeder(torrent_path):
+    """A libtorrent session seeding DATA_DIR's content from the .torrent the browser saved."""
+    session = lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        # The passkey URL's path is /<passkey>/announce: libtorrent's SSRF guard would refuse it
+        # on a loopback address.
+        "ssrf_mitigation": False,
+    })
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(torrent_path)
+    params.save_path = data_dir
+    return session, session.add_torrent(params)
+
+
+class OtherSite(http.server.BaseHTTPRequestHandler):
+    """Another site's page (another port: a different origin) that posts a form to the tracker."""
+
+    def do_GET(self):
+        page = ('<!doctype html><form method="post" enctype="multipart/form-data" '
+                'action="%s/api/v1/torrents"><input name="title" value="Planted">'
+                '<textarea name="torrent">d4:infod4:name1:xee</textarea></form>'
+                '<script>document.forms[0].submit()</script>' % base).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args):
+        pass
+
+
+def press_tab_until(found, limit=30):
+    """Tab on from the focused element until `found(active element)`; the element or None."""
+    for _ in range(limit):
+        element = browser.switch_to.active_element
+        if found(element):
+            return element
+        element.send_keys(Keys.TAB)
+    return None
+
+
 options = webdriver.ChromeOptions()
 for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--window-size=1200,900"):
     options.add_argument(flag)
+options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                          "download.prompt_for_download": False})
 browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+seeding = None
 wait = WebDriverWait(browser, 20)
 seen = {"dialogs": []}
 
@@ -95,16 +158,26 @@ try:
     seen["main_text"] = browser.find_element(By.TAG_NAME, "main").text
     shot("torrent")
 
-    # A seeder announces with the user's passkey (left=0): the open page shows it without a reload.
+    # The browser downloads the .torrent; a libtorrent seeder started from that file announces
+    # with the user's passkey, and the open page shows one more seeder without a reload.
     browser.execute_script("window.notReloaded = true")
-    info_hash = browser.current_url.split("hash=")[1]
-    announce = seen["download_href"].split("/download/")[0] + "/announce"
+    seen["seeders_before"] = browser.find_element(By.CSS_SELECTOR, "p.counts .seeders").text
+    browser.find_element(By.LINK_TEXT, "Download .torrent").click()
+    wait.until(lambda _: [n for n in os.listdir(downloads) if n.endswith(".torrent")])
+    saved = os.path.join(downloads, [n for n in os.listdir(downloads) if n.endswith(".torrent")][0])
+    seen["downloaded_name"] = os.path.basename(saved)
+    info = lt.torrent_info(saved)
+    seen["downloaded_info_hash"] = str(info.info_hashes().v1)
+    seen["downloaded_trackers"] = [t.url for t in info.trackers()]
+    seeding = seeder(saved)
+    wait.until(lambda _: seeding[1].status().is_seeding)  # the data checked against the file
+    seen["seeder_finished_checking"] = True
     began = time.monotonic()
-    urllib.request.urlopen("%s?info_hash=%s&peer_id=-LT2080-abcdefghijkl&port=6881&left=0&event=started"
-                           % (announce, urllib.parse.quote(bytes.fromhex(info_hash))), timeout=10).read()
-    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.counts .seeders"), "1"))
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.counts .seeders"),
+                                                   str(int(seen["seeders_before"]) + 1)))
     seen["live_count_secs"] = round(time.monotonic() - began, 2)
     seen["not_reloaded"] = browser.execute_script("return window.notReloaded === true")
+    shot("torrent-seeded")
 
     # Upload: refused for a member (the API's own words shown by the form), done for an uploader.
     browser.get(base + "/web/upload")
@@ -137,6 +210,20 @@ try:
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "main p.pages")))
     seen["edited_titles"] = texts("table.torrents tbody td:first-child")
 
+    # Another site's page posts a form to the upload endpoint while alice (an uploader) is signed
+    # in: the browser sends her cookie (same host, another port), the tracker refuses.
+    other_site = http.server.HTTPServer(("127.0.0.1", 0), OtherSite)
+    threading.Thread(target=other_site.serve_forever, daemon=True).start()
+    before = torrent_count()
+    browser.get("http://127.0.0.1:%d/" % other_site.server_address[1])
+    wait.until(ready.url_contains(base + "/api/v1/torrents"))
+    seen["cross_site_answer"] = browser.find_element(By.TAG_NAME, "body").text
+    seen["cross_site_added"] = torrent_count() - before
+    other_site.shutdown()
+    browser.get(base + "/web/account")
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "dd.announce")))
+    seen["signed_in_after_cross_site"] = True
+
     # A phone-width screen: nothing wider than it; and the search works by keyboard alone.
     browser.set_window_size(390, 844)
     browser.get(base + "/web/")
@@ -156,6 +243,9 @@ try:
     wait.until(ready.url_contains("q=lab"))
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "main p.pages")))
     seen["keyboard_titles"] = texts("table.torrents tbody td:first-child")
+    press_tab_until(lambda e: e.text == "Lab dataset").send_keys(Keys.ENTER)
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "p.counts")))
+    seen["keyboard_opened"] = browser.find_element(By.TAG_NAME, "h1").text
 
     # Admin: the users, and a passkey rotated from the page shows on the account page.
     set_role("alice", "admin")
@@ -173,9 +263,9 @@ try:
     browser.get(base + "/web/account")
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "form.sign-in")))
     seen["after_rotation"] = browser.current_url
-    browser.find_element(By.NAME, "name").send_keys("alice")
-    browser.find_element(By.NAME, "password").send_keys("correct horse battery")
-    browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
+    # By keyboard: Tab to the name, type, Tab, the password, Enter.
+    press_tab_until(lambda e: e.get_attribute("name") == "name").send_keys("alice" + Keys.TAB)
+    browser.switch_to.active_element.send_keys("correct horse battery" + Keys.ENTER)
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.torrents")))
     browser.get(base + "/web/account")
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "dd.announce")))
@@ -190,6 +280,8 @@ except TimeoutException as e:
     dialog()
     seen["timeout"] = "%s at %s: %s" % (e.msg, browser.current_url, browser.find_element(By.TAG_NAME, "body").text[:500])
 finally:
+    if seeding:
+        seeding[0].remove_torrent(seeding[1])
     dialog()
     seen["console"] = [entry["message"] for entry in browser.get_log("browser")] if hasattr(browser, "get_log") else []
     browser.quit()

@@ -369,6 +369,31 @@ pub fn make_torrent(name: &str, pieces: usize, private: bool) -> Vec<u8> {
     file
 }
 
+/// A private v1 single-file `.torrent` whose content is real: `len` bytes of a fixed pattern are
+/// written to `dir/name` and hashed piece by piece, so a client pointed at `dir` seeds it.
+pub fn make_seedable_torrent(dir: &Path, name: &str, len: usize) -> Vec<u8> {
+    use sha1::{Digest, Sha1};
+    const PIECE: usize = 16384;
+    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(dir.join(name), &data).unwrap();
+    let pieces: Vec<u8> = data
+        .chunks(PIECE)
+        .flat_map(|p| Sha1::digest(p).to_vec())
+        .collect();
+    let mut info = format!(
+        "d6:lengthi{len}e4:name{}:{name}12:piece lengthi{PIECE}e6:pieces{}:",
+        name.len(),
+        pieces.len()
+    )
+    .into_bytes();
+    info.extend_from_slice(&pieces);
+    info.extend_from_slice(b"7:privatei1ee");
+    let mut file = b"d8:announce14:http://x/a/b/c4:info".to_vec();
+    file.extend_from_slice(&info);
+    file.push(b'e');
+    file
+}
+
 /// A `multipart/form-data` body as a browser sends it: text fields, then the file in `torrent`.
 pub fn form(fields: &[(&str, &str)], torrent: &[u8]) -> (String, Vec<u8>) {
     let boundary = "----tinytrackerFormBoundary7MA4YWxk";

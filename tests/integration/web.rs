@@ -79,11 +79,19 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     let passkey = alice["passkey"].as_str().unwrap().to_owned();
     let invite: Value = operator("POST", "/api/v1/users/alice/invite", json, b"").json();
     let invite_url = invite["invite_url"].as_str().unwrap().to_owned();
+    // lab.tar is real content in `data`: the browser test seeds it from the downloaded file.
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut registered = String::new();
     for (name, title) in [
         ("lab.tar", Some("Lab dataset")),
         ("<img src=x onerror=alert(1)>", None),
     ] {
-        let file = make_torrent(name, 400, true);
+        let file = match title {
+            Some(_) => make_seedable_torrent(&data, name, 300_000),
+            None => make_torrent(name, 400, true),
+        };
         let reply = operator(
             "POST",
             "/api/v1/torrents",
@@ -93,6 +101,7 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
         assert_eq!(reply.status, 201, "{}", reply.text());
         if let Some(title) = title {
             let hash = reply.json()["info_hash"].as_str().unwrap().to_owned();
+            registered = hash.clone();
             let body = format!(r#"{{"title": "{title}", "tags": ["data"]}}"#);
             let edited = operator(
                 "PATCH",
@@ -105,7 +114,6 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     }
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let work = tempfile::tempdir().unwrap();
     let upload = work.path().join("Field recordings.torrent");
     std::fs::write(&upload, make_torrent("field.flac", 400, true)).unwrap();
     let script = script("browser_pages.py");
@@ -118,6 +126,7 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
             shots.to_str().unwrap(),
             upload.to_str().unwrap(),
             "s3cret",
+            data.to_str().unwrap(),
         ],
     );
     let seen: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -148,6 +157,14 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
         "{download}"
     );
     assert_eq!(seen["files"], serde_json::json!(["lab.tar"]));
+    // The file the browser saved: the registered info-hash, the user's passkey URL its only tracker.
+    assert_eq!(seen["downloaded_info_hash"], registered.as_str(), "{seen}");
+    assert_eq!(
+        seen["downloaded_trackers"],
+        serde_json::json!([format!("http://{}/{passkey}/announce", tracker.addr)]),
+        "{seen}"
+    );
+    assert_eq!(seen["seeder_finished_checking"], true, "{seen}");
     assert_eq!(seen["not_reloaded"], true, "{seen}");
     let delay = seen["live_count_secs"].as_f64().unwrap();
     // The tick is once a second; the figure is in BENCHMARKS.md, this only bounds it loosely.
@@ -179,6 +196,14 @@ fn a_member_is_invited_signs_in_searches_and_opens_a_torrent_in_chromium() {
     assert_eq!(seen["phone_overflow"], 0, "wider than a phone: {seen}");
     assert_eq!(seen["keyboard_reached"], "q", "Tab reaches the search box");
     assert_eq!(seen["keyboard_titles"], serde_json::json!(["Lab dataset"]));
+    assert_eq!(
+        seen["keyboard_opened"], "Lab dataset",
+        "Tab and Enter open it"
+    );
+    let answer = seen["cross_site_answer"].as_str().unwrap();
+    assert!(answer.contains("\"error\""), "refused: {answer}");
+    assert_eq!(seen["cross_site_added"], 0, "nothing added: {seen}");
+    assert_eq!(seen["signed_in_after_cross_site"], true);
     assert_eq!(seen["admin_users"], serde_json::json!(["alice"]));
     let (before, after) = (
         seen["announce_before"].as_str().unwrap(),
