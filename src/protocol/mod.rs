@@ -8,6 +8,7 @@ pub mod legacy;
 pub mod metainfo;
 pub mod multipart;
 pub mod torrent_file;
+pub mod udp;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -53,13 +54,32 @@ pub enum PeerStyle {
     Dicts { with_peer_id: bool },
 }
 
+/// Which peers an answer can carry: HTTP's carry both families (`peers`, `peers6`), a UDP
+/// answer only its socket's (BEP 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn holds(self, addr: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnouncePeer {
     pub peer_id: PeerId,
     pub addr: SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AnnounceResponse {
     pub complete: u32,
     pub incomplete: u32,

@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use rand::Rng;
 
 use crate::protocol::ids::PeerId;
-use crate::protocol::AnnouncePeer;
+use crate::protocol::{AnnouncePeer, Family};
 use crate::store::users::UserId;
 
 /// Swarms up to this size are searched linearly; bigger ones get a hash index.
@@ -337,18 +337,34 @@ impl PeerSet {
     /// Up to `want` peers other than the one at `exclude`, chosen at random in O(want): from a
     /// random start, a stride that is a prime not dividing the candidate count (so coprime with
     /// it) visits distinct candidates.
+    #[cfg(test)]
     pub fn sample(
         &self,
         want: usize,
         exclude: Option<usize>,
         leechers_only: bool,
     ) -> Vec<AnnouncePeer> {
+        let mut out = Vec::new();
+        self.sample_into(want, exclude, leechers_only, Family::Any, &mut out);
+        out
+    }
+
+    /// [`PeerSet::sample`] into `out` (cleared first, its room reused), of one address family.
+    pub fn sample_into(
+        &self,
+        want: usize,
+        exclude: Option<usize>,
+        leechers_only: bool,
+        family: Family,
+        out: &mut Vec<AnnouncePeer>,
+    ) {
+        out.clear();
         let first = if leechers_only { self.seeders } else { 0 };
         let total = self.entries.len() - first;
-        let mut out = Vec::with_capacity(want.min(total));
         if want == 0 || total == 0 {
-            return out;
+            return;
         }
+        out.reserve(want.min(total));
         let mut rng = rand::thread_rng();
         let start = rng.gen_range(0..total);
         let prime = STRIDES[rng.gen_range(0..STRIDES.len())];
@@ -362,12 +378,15 @@ impl PeerSet {
             let at = first + i;
             if Some(at) != exclude {
                 let entry = &self.entries[at];
-                out.push(AnnouncePeer {
-                    peer_id: entry.peer_id,
-                    addr: entry.addr(),
-                });
-                if out.len() == want {
-                    break;
+                let addr = entry.addr();
+                if family.holds(&addr) {
+                    out.push(AnnouncePeer {
+                        peer_id: entry.peer_id,
+                        addr,
+                    });
+                    if out.len() == want {
+                        break;
+                    }
                 }
             }
             i += stride;
@@ -375,7 +394,6 @@ impl PeerSet {
                 i -= total;
             }
         }
-        out
     }
 
     /// Swaps two positions, keeping the index right. The index entry of `a` is parked on a

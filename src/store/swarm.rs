@@ -10,7 +10,7 @@ use rand::Rng;
 
 use crate::error::ProtocolError;
 use crate::protocol::ids::{InfoHash, PeerId};
-use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, ScrapeCounts};
+use crate::protocol::{AnnounceRequest, AnnounceResponse, Event, Family, ScrapeCounts};
 use crate::store::history::{History, Sample};
 use crate::store::info::truncated;
 use crate::store::info::{InfoUpdate, TorrentInfo};
@@ -327,6 +327,22 @@ impl Swarm {
         user: UserId,
         now_unix: u64,
     ) -> Result<(AnnounceResponse, Credit), ProtocolError> {
+        let mut answer = AnnounceResponse::default();
+        let credit = self.announce_into(req, user, now_unix, Family::Any, &mut answer)?;
+        Ok((answer, credit))
+    }
+
+    /// [`Swarm::announce`], answering into `answer` (its peer list's room reused) with peers of
+    /// `family` only.
+    pub fn announce_into(
+        &self,
+        req: &AnnounceRequest,
+        user: UserId,
+        now_unix: u64,
+        family: Family,
+        answer: &mut AnnounceResponse,
+    ) -> Result<Credit, ProtocolError> {
+        answer.peers.clear();
         let cutoff = self.cutoff(now_unix);
         let interval_secs = self.jittered_interval();
         let (hash, mut shard) = self.resolve_or_claim(&req.info_hash, now_unix);
@@ -336,8 +352,8 @@ impl Swarm {
                 return Err(ProtocolError::UnregisteredTorrent)
             }
             None if req.event == Event::Stopped => {
-                let nothing = self.answer(ScrapeCounts::default(), interval_secs, Vec::new());
-                return Ok((nothing, Credit::default()));
+                self.answer(answer, ScrapeCounts::default(), interval_secs);
+                return Ok(Credit::default());
             }
             None => {
                 let max = self.config.max_torrents;
@@ -374,10 +390,8 @@ impl Swarm {
             if counts != before && torrent.registered {
                 shard.changed.insert(hash);
             }
-            return Ok((
-                self.answer(counts, interval_secs, Vec::new()),
-                Credit::default(),
-            ));
+            self.answer(answer, counts, interval_secs);
+            return Ok(Credit::default());
         };
         let mut credit = Credit {
             user,
@@ -409,7 +423,8 @@ impl Swarm {
             } else if torrent.registered && counts != before {
                 shard.changed.insert(hash);
             }
-            return Ok((self.answer(counts, interval_secs, Vec::new()), credit));
+            self.answer(answer, counts, interval_secs);
+            return Ok(credit);
         }
         let at = torrent.peers.set_left(at, req.left);
         let want = req
@@ -418,13 +433,16 @@ impl Swarm {
                 n.min(usize::MAX as u64) as usize
             })
             .min(self.config.max_numwant);
-        let peers = torrent.peers.sample(want, Some(at), req.left == 0);
+        torrent
+            .peers
+            .sample_into(want, Some(at), req.left == 0, family, &mut answer.peers);
         let counts = torrent.counts();
         // Only a change of counts costs a set insert: most announces change nothing.
         if counts != before && torrent.registered {
             shard.changed.insert(hash);
         }
-        Ok((self.answer(counts, interval_secs, peers), credit))
+        self.answer(answer, counts, interval_secs);
+        Ok(credit)
     }
 
     /// Takes a peers-over-time sample at `now_unix`: of each registered torrent that has peers or
@@ -512,20 +530,13 @@ impl Swarm {
         out
     }
 
-    fn answer(
-        &self,
-        counts: ScrapeCounts,
-        interval_secs: u32,
-        peers: Vec<AnnouncePeer>,
-    ) -> AnnounceResponse {
-        AnnounceResponse {
-            complete: counts.complete,
-            incomplete: counts.incomplete,
-            downloaded: counts.downloaded,
-            interval_secs,
-            min_interval_secs: self.config.min_interval_secs,
-            peers,
-        }
+    /// Fills in an answer's counts and intervals (its peers are set apart).
+    fn answer(&self, answer: &mut AnnounceResponse, counts: ScrapeCounts, interval_secs: u32) {
+        answer.complete = counts.complete;
+        answer.incomplete = counts.incomplete;
+        answer.downloaded = counts.downloaded;
+        answer.interval_secs = interval_secs;
+        answer.min_interval_secs = self.config.min_interval_secs;
     }
 
     /// The configured interval, spread by up to ±5 % so clients do not re-announce in lockstep.
@@ -546,26 +557,61 @@ impl Swarm {
         hashes: &[InfoHash],
         now_unix: u64,
     ) -> Result<Vec<(InfoHash, TorrentInfo, ScrapeCounts)>, ProtocolError> {
-        let cutoff = self.cutoff(now_unix);
         let mut out = Vec::with_capacity(hashes.len());
-        for asked in hashes {
-            let (hash, mut shard) = self.resolve_or_claim(asked, now_unix);
-            let hash = &hash;
-            let mut expired = 0;
-            match shard.get_mut(hash) {
-                Some(torrent) if torrent.registered || !self.config.registered_only => {
-                    expired = torrent.peers.expire(cutoff);
-                    // Keyed by the hash the client asked about (BEP 48), whichever it was.
-                    out.push((*asked, torrent.info.clone(), torrent.counts()));
-                }
-                _ => {}
+        self.scrape_each(hashes.iter().copied(), now_unix, |asked, torrent| {
+            if let Some(torrent) = torrent {
+                // Keyed by the hash the client asked about (BEP 48), whichever it was.
+                out.push((asked, torrent.info.clone(), torrent.counts()));
             }
-            shard.changes += expired as u64;
-        }
+        });
         if out.is_empty() && self.config.registered_only {
             return Err(ProtocolError::UnregisteredTorrent);
         }
         Ok(out)
+    }
+
+    /// A scrape's counts, one per hash in the order asked (zeros for one the tracker does not
+    /// serve), into `out` (cleared first): what a UDP scrape answers. Refused as [`Swarm::scrape`]
+    /// is when none of the hashes is served by a tracker of registered torrents only.
+    pub fn scrape_counts(
+        &self,
+        hashes: impl Iterator<Item = InfoHash>,
+        now_unix: u64,
+        out: &mut Vec<ScrapeCounts>,
+    ) -> Result<(), ProtocolError> {
+        out.clear();
+        let mut served = 0;
+        self.scrape_each(hashes, now_unix, |_, torrent| {
+            served += usize::from(torrent.is_some());
+            out.push(torrent.map(Torrent::counts).unwrap_or_default());
+        });
+        if served == 0 && self.config.registered_only {
+            return Err(ProtocolError::UnregisteredTorrent);
+        }
+        Ok(())
+    }
+
+    /// Calls `found` with each hash asked about and its torrent, if the tracker serves it (its
+    /// expired peers dropped first).
+    fn scrape_each(
+        &self,
+        hashes: impl Iterator<Item = InfoHash>,
+        now_unix: u64,
+        mut found: impl FnMut(InfoHash, Option<&Torrent>),
+    ) {
+        let cutoff = self.cutoff(now_unix);
+        for asked in hashes {
+            let (hash, mut shard) = self.resolve_or_claim(&asked, now_unix);
+            let mut expired = 0;
+            match shard.get_mut(&hash) {
+                Some(torrent) if torrent.registered || !self.config.registered_only => {
+                    expired = torrent.peers.expire(cutoff);
+                    found(asked, Some(torrent));
+                }
+                _ => found(asked, None),
+            }
+            shard.changes += expired as u64;
+        }
     }
 
     /// Registers a torrent or updates its metadata. Returns whether it was not registered before.
