@@ -13,13 +13,13 @@ use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges};
 pub use crate::api::reply::Reply;
 use crate::api::routes::{self, Need, Route};
-use crate::api::{accounts, events, feeds, openapi, web};
-use crate::error::{ApiError, ProtocolError};
-use crate::protocol;
+use crate::api::{accounts, bittorrent, events, feeds, openapi, web};
+use crate::error::ApiError;
 use crate::protocol::http;
 use crate::protocol::ids::InfoHash;
+use crate::protocol::{self, AnnounceResponse, Family};
 use crate::store::swarm::canonical_ip;
-use crate::store::users::{self, Role, UserId};
+use crate::store::users::{self, Role};
 
 /// Which thread answers a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -624,36 +624,12 @@ fn announce_base(app: &App, req: &Prepared) -> admin::AnnounceBase {
     }
 }
 
-/// The user a request's passkey (from the path, else `?passkey=`) belongs to; 0 when there is none
-/// and none is required.
-fn passkey_user(
-    app: &App,
-    from_path: Option<&str>,
-    query: &str,
-    now: u64,
-) -> Result<UserId, ProtocolError> {
-    let from_query = protocol::query_value(query, "passkey");
-    let passkey = match (from_path, &from_query) {
-        (Some(key), _) => Some(key.to_owned()),
-        (None, Some(key)) => Some(String::from_utf8_lossy(key).into_owned()),
-        (None, None) => None,
-    };
-    match passkey {
-        Some(key) if app.config.require_passkey => app.users.resolve(Some(&key), now),
-        // Passkeys are optional: a valid one still gets its user credited, anything else
-        // (a reverse-proxy path prefix, say) is ignored as the open tracker always did.
-        Some(key) => Ok(app.users.resolve(Some(&key), now).unwrap_or(0)),
-        None if app.config.require_passkey => Err(ProtocolError::InvalidPasskey),
-        None => Ok(0),
-    }
-}
-
 fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Reply {
-    let outcome = passkey_user(app, passkey, query, now).and_then(|user| {
+    let outcome = bittorrent::passkey_user(app, passkey, query, now).and_then(|user| {
         let req = protocol::parse_announce(query, ip)?;
-        let (resp, credit) = app.swarm.announce(&req, user, now)?;
-        app.users.credit(credit);
-        Ok(protocol::encode_announce(&resp, req.style))
+        let mut answer = AnnounceResponse::default();
+        bittorrent::announce(app, user, &req, now, Family::Any, &mut answer)?;
+        Ok(protocol::encode_announce(&answer, req.style))
     });
     outcome.map_or_else(|e| Reply::failure(&e), Reply::plain)
 }
@@ -665,7 +641,7 @@ fn wants_scrape_json(req: &Prepared) -> bool {
 
 fn scrape(app: &App, req: &Prepared, passkey: Option<&str>, now: u64) -> Reply {
     let json = wants_scrape_json(req);
-    let found = passkey_user(app, passkey, &req.query, now)
+    let found = bittorrent::passkey_user(app, passkey, &req.query, now)
         .and_then(|_| protocol::parse_scrape(&req.query))
         .and_then(|hashes| app.swarm.scrape(&hashes, now));
     match found {

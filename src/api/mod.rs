@@ -4,6 +4,7 @@ pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod app;
+pub mod bittorrent;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;
