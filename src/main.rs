@@ -17,7 +17,7 @@ use tinytracker::api::app::App;
 use tinytracker::cli::operator;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
-use tinytracker::net::server;
+use tinytracker::net::{server, udp};
 use tinytracker::store::state;
 use tinytracker::store::swarm::Swarm;
 use tinytracker::store::users::Users;
@@ -62,6 +62,10 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     for addr in &config.binds {
         listeners.push(server::bind(*addr, workers)?);
     }
+    let mut udp_listeners = Vec::new();
+    for addr in &config.udp_binds {
+        udp_listeners.push(udp::bind(*addr, workers)?);
+    }
     raise_open_files_limit(config.max_connections);
     let limits = server::Limits {
         max_connections: config.max_connections,
@@ -83,6 +87,10 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "listening on {}", listener.addr)?;
         info!("listening on {}", listener.addr);
     }
+    for listener in &udp_listeners {
+        writeln!(stdout, "listening on udp://{}", listener.addr)?;
+        info!("listening on udp://{}", listener.addr);
+    }
     stdout.flush()?;
     drop(stdout);
 
@@ -98,6 +106,7 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     .context("installing the Ctrl+C/SIGTERM handler")?;
 
     let server = server::start(&app, listeners, workers, limits)?;
+    let udp_threads = udp::start(&app, udp_listeners)?;
     let maintenance_app = Arc::clone(&app);
     let maintenance = std::thread::Builder::new()
         .name("maintenance".into())
@@ -118,6 +127,9 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
             "requests still in progress after {} s; saving anyway",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+    for thread in udp_threads {
+        let _ = thread.join();
     }
     let _ = maintenance.join();
     let _ = events.join();

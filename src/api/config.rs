@@ -13,6 +13,8 @@ use crate::store::swarm::SwarmConfig;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub binds: Vec<SocketAddr>,
+    /// UDP tracker addresses (BEP 15); none: no UDP.
+    pub udp_binds: Vec<SocketAddr>,
     pub state_file: PathBuf,
     /// `None`: save only on demand and at exit.
     pub save_every: Option<Duration>,

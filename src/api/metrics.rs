@@ -45,8 +45,48 @@ const BUCKETS_US: [u64; 11] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
 ];
 
+/// What became of a UDP datagram, for `tinytracker_udp_packets_total{case=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpCase {
+    Connect,
+    Announce,
+    Scrape,
+    /// Answered with an error packet: a failure an HTTP announce or scrape has too.
+    Refused,
+    /// An expired, altered or foreign connection id: an error packet no larger than the request.
+    BadConnectionId,
+    /// A request that cannot be read (short announce, bad scrape, unknown action): an error packet.
+    Malformed,
+    /// Shorter than any request: dropped.
+    TooShort,
+    /// A connect without the protocol's magic number: dropped.
+    NotBep15,
+    /// An answer the socket did not take.
+    SendFailed,
+}
+
+pub const UDP_CASES: [(UdpCase, &str); 9] = [
+    (UdpCase::Connect, "connect"),
+    (UdpCase::Announce, "announce"),
+    (UdpCase::Scrape, "scrape"),
+    (UdpCase::Refused, "refused"),
+    (UdpCase::BadConnectionId, "bad_connection_id"),
+    (UdpCase::Malformed, "malformed"),
+    (UdpCase::TooShort, "too_short"),
+    (UdpCase::NotBep15, "not_bep15"),
+    (UdpCase::SendFailed, "send_failed"),
+];
+
+impl UdpCase {
+    /// Its place in [`UDP_CASES`] (and in a worker's local counters).
+    pub fn index(self) -> usize {
+        UDP_CASES.iter().position(|(c, _)| *c == self).unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    udp: [AtomicU64; UDP_CASES.len()],
     requests: [[AtomicU64; 3]; 6],
     announce_buckets: [AtomicU64; BUCKETS_US.len()],
     announce_count: AtomicU64,
@@ -92,6 +132,15 @@ impl Metrics {
         self.announce_micros_sum.fetch_add(micros, Relaxed);
     }
 
+    /// Adds a UDP worker's counts (by [`UdpCase::index`]), once per batch of datagrams.
+    pub fn add_udp(&self, counts: &[u64; UDP_CASES.len()]) {
+        for (total, &n) in self.udp.iter().zip(counts) {
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
     pub fn connection_refused(&self) {
         self.refused_connections.fetch_add(1, Relaxed);
     }
@@ -112,6 +161,15 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         self.render_requests(&mut out);
         self.render_announce_latency(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP tinytracker_udp_packets_total UDP datagrams, by what became of them.\n\
+             # TYPE tinytracker_udp_packets_total counter"
+        );
+        for ((_, case), n) in UDP_CASES.iter().zip(&self.udp) {
+            let n = n.load(Relaxed);
+            let _ = writeln!(out, "tinytracker_udp_packets_total{{case=\"{case}\"}} {n}");
+        }
         let values: [(&str, &str, String); 10] = [
             (
                 "torrents",
@@ -234,6 +292,9 @@ mod tests {
         metrics.announce_took(Duration::from_millis(3));
         metrics.saved(1_700_000_000, Duration::from_millis(250), 1234);
         metrics.save_failed();
+        let mut udp = [0; UDP_CASES.len()];
+        udp[UdpCase::BadConnectionId.index()] = 3;
+        metrics.add_udp(&udp);
         let text = metrics.render(Gauges {
             torrents: 2,
             seeders: 3,
@@ -251,6 +312,8 @@ mod tests {
             "tinytracker_last_save_timestamp_seconds 1700000000",
             "tinytracker_last_save_duration_seconds 0.25",
             "tinytracker_save_failures_total 1",
+            "tinytracker_udp_packets_total{case=\"bad_connection_id\"} 3",
+            "tinytracker_udp_packets_total{case=\"connect\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

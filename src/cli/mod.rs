@@ -182,6 +182,15 @@ pub struct ServeArgs {
     )]
     pub bind: Vec<String>,
 
+    /// UDP tracker (BEP 15) address; repeat, or separate with commas (e.g. 0.0.0.0:6969,[::]:6969). Port 0 picks a free port. Off unless given.
+    #[arg(
+        long = "udp-bind",
+        value_name = "ADDR",
+        env = "TINYTRACKER_UDP_BIND",
+        value_delimiter = ','
+    )]
+    pub udp_bind: Vec<String>,
+
     /// JSON file holding torrents, peers and counters; created on the first save.
     #[arg(
         long,

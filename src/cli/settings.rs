@@ -1,7 +1,7 @@
 //! From the server's flags to a checked [`Config`]: where clap stops. Every bound and
 //! combination is refused here with the flag's name, so nothing after sees an unchecked value.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -12,17 +12,24 @@ use crate::api::config::Config;
 use crate::cli::ServeArgs;
 use crate::store::swarm::SwarmConfig;
 
-/// Checks the server's flags and builds the configuration from them.
-pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
-    let mut binds = Vec::new();
-    for text in &cli.bind {
+/// The addresses of a repeatable address flag.
+fn addresses(texts: &[String], flag: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for text in texts {
         let addr = text
             .to_socket_addrs()
-            .with_context(|| format!("--bind {text}: not an address"))?
+            .with_context(|| format!("{flag} {text}: not an address"))?
             .next()
-            .with_context(|| format!("--bind {text}: resolves to nothing"))?;
-        binds.push(addr);
+            .with_context(|| format!("{flag} {text}: resolves to nothing"))?;
+        addrs.push(addr);
     }
+    Ok(addrs)
+}
+
+/// Checks the server's flags and builds the configuration from them.
+pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
+    let binds = addresses(&cli.bind, "--bind")?;
+    let udp_binds = addresses(&cli.udp_bind, "--udp-bind")?;
     let swarm = swarm_config(&cli)?;
     let trusted_proxies = nets(&cli.trusted_proxy, "--trusted-proxy")?;
     let log_level = cli.log_level.parse().with_context(|| {
@@ -48,6 +55,7 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
         .with_context(|| format!("--max-upload-size {:?}", cli.max_upload_size))?;
     Ok(Config {
         binds,
+        udp_binds,
         state_file: cli.state_file,
         save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
         swarm,
@@ -188,7 +196,6 @@ fn parse_net(text: &str) -> Option<IpNet> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use std::net::SocketAddr;
     use std::path::PathBuf;
 
     fn config(args: &[&str]) -> anyhow::Result<Config> {

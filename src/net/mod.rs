@@ -1,3 +1,4 @@
 //! Transports: the event loops that read requests and write answers. They call `api`.
 
 pub mod server;
+pub mod udp;

@@ -88,6 +88,15 @@ impl Tracker {
             .unwrap_or_else(|| panic!("expected another listening line, got {line:?}"))
     }
 
+    /// The next `listening on udp://ADDR` line, for trackers started with `--udp-bind`.
+    pub fn next_udp_address(&mut self) -> SocketAddr {
+        let mut line = String::new();
+        self._stdout.read_line(&mut line).expect("reading stdout");
+        let addr = line.trim().strip_prefix("listening on udp://");
+        addr.and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("expected a UDP listening line, got {line:?}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -20,4 +20,5 @@ mod private;
 mod readme;
 mod scrape;
 mod single_owner;
+mod udp;
 mod web;
