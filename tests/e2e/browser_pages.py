@@ -54,6 +54,12 @@ def torrent_count():
     return json.load(urllib.request.urlopen(request, timeout=10))["total"]
 
 
+def seeders_of(info_hash):
+    request = urllib.request.Request("%s/api/v1/torrents/%s" % (base, info_hash),
+                                     headers={"Authorization": "Bearer " + admin_token})
+    return json.load(urllib.request.urlopen(request, timeout=10))["seeders"]
+
+
 def seeder(torrent_path):
     """A libtorrent session seeding DATA_DIR's content from the .torrent the browser saved."""
     session = lt.session({
@@ -106,7 +112,7 @@ options.add_experimental_option("prefs", {"download.default_directory": download
 browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
 seeding = None
-wait = WebDriverWait(browser, 20)
+wait = WebDriverWait(browser, 20, poll_frequency=0.05)
 seen = {"dialogs": []}
 
 
@@ -172,6 +178,8 @@ try:
     seeding = seeder(saved)
     wait.until(lambda _: seeding[1].status().is_seeding)  # the data checked against the file
     seen["seeder_finished_checking"] = True
+    # The clock starts when the tracker has counted the seeder's announce (its API says so).
+    wait.until(lambda _: seeders_of(seen["downloaded_info_hash"]) > int(seen["seeders_before"]))
     began = time.monotonic()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "p.counts .seeders"),
                                                    str(int(seen["seeders_before"]) + 1)))
