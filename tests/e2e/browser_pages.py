@@ -264,9 +264,11 @@ try:
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table.users")))
     seen["admin_users"] = texts("table.users tbody td:first-child")
     shot("admin")
+    seen["step"] = "rotate"
     browser.find_element(By.CSS_SELECTOR, 'tr[data-user="alice"] button.rotate').click()
     # Done when the tracker has the new passkey (the operator API says).
     wait.until(lambda _: passkey_of("alice") not in seen["announce_before"])
+    seen["step"] = "sign in again"
     # Rotating a passkey ends its user's sessions: alice signs in again.
     browser.get(base + "/web/account")
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "form.sign-in")))
@@ -286,7 +288,8 @@ try:
     shot("signed-out")
 except TimeoutException as e:
     dialog()
-    seen["timeout"] = "%s at %s: %s" % (e.msg, browser.current_url, browser.find_element(By.TAG_NAME, "body").text[:500])
+    seen["timeout"] = "%s at %s (step %s): %s" % (e.msg, browser.current_url, seen.get("step"),
+                                                  browser.find_element(By.TAG_NAME, "body").text[:500])
 finally:
     if seeding:
         seeding[0].remove_torrent(seeding[1])
