@@ -3,7 +3,9 @@
     /usr/bin/python3 tests/e2e/client_matrix.py CLIENT FAMILY ANNOUNCE_URL WORK_DIR [REGISTER COMMAND...]
 
 CLIENT is libtorrent, qbittorrent (qbittorrent-nox), transmission (transmission-cli) or aria2
-(aria2c); FAMILY is 4 (127.0.0.1) or 6 (::1), and ANNOUNCE_URL names the tracker on that family.
+(aria2c); FAMILY is 4 (127.0.0.1) or 6 (::1), and ANNOUNCE_URL names the tracker on that family:
+http://… or udp://… (then MATRIX_HTTP_BASE, the tracker's http://host:port, is where the scrape
+is asked).
 
 A private v1 torrent of random data is made with libtorrent (its only tracker ANNOUNCE_URL),
 registered first when a REGISTER command is given (the torrent's path is appended; it must exit
@@ -14,7 +16,8 @@ The cell passes when the client's file equals the original byte for byte and the
 scrape counts the completion; it then prints `ok CLIENT IPvFAMILY ...` and exits 0. On failure it
 prints what it saw (the client's output, the seeder's alerts, the last scrape) and exits 1.
 
-The integration tests `e2e::matrix_*` run every cell: 4 clients x IPv4/IPv6 x open/passkey.
+The integration tests `e2e::matrix_*` run every cell: 4 clients x HTTP/UDP x IPv4/IPv6 x
+open/passkey.
 """
 
 import json
@@ -143,10 +146,21 @@ class ProcessLeecher:
 
 
 class Aria2(ProcessLeecher):
-    def __init__(self, family, _announce_url, torrent_path, save_dir, config_dir):
+    def __init__(self, family, announce_url, torrent_path, save_dir, config_dir):
+        # aria2 talks to UDP trackers through its DHT socket: for a udp:// tracker the DHT of the
+        # family is on, with no bootstrap node and its table in the config dir (the seeder has no
+        # DHT, so the tracker is still the only way to find it).
+        udp = announce_url.startswith("udp://")
+        dht = [
+            "--enable-dht=%s" % ("true" if udp and family == "4" else "false"),
+            "--enable-dht6=%s" % ("true" if udp and family == "6" else "false"),
+            "--dht-listen-port=%d" % free_port(family),
+            "--dht-file-path=" + os.path.join(config_dir, "dht.dat"),
+            "--dht-file-path6=" + os.path.join(config_dir, "dht6.dat"),
+        ]
         self.start([
             "aria2c", "--dir=" + save_dir, "--interface=" + loopback(family),
-            "--listen-port=%d" % free_port(family), "--enable-dht=false", "--enable-dht6=false",
+            "--listen-port=%d" % free_port(family)] + dht + [
             "--bt-enable-lpd=false", "--enable-peer-exchange=false",
             # Seeding a while: aria2 sends event=completed only when it is still running after
             # the download (one that stops at once sends event=stopped with left=0 instead).
@@ -233,6 +247,10 @@ CLIENTS = {
 
 
 def scrape(announce_url, info_hash):
+    """The tracker's JSON scrape. For a udp:// tracker it is asked over HTTP at MATRIX_HTTP_BASE
+    (the same path: a passkey URL scrapes with the passkey)."""
+    if announce_url.startswith("udp://"):
+        announce_url = os.environ["MATRIX_HTTP_BASE"] + urllib.parse.urlsplit(announce_url).path
     head, _, tail = announce_url.rpartition("announce")
     url = "%sscrape%s%sinfo_hash=%s&format=json" % (
         head, tail, "&" if "?" in tail else "?", urllib.parse.quote(info_hash, safe=""))
