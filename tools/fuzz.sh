@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(query bencode http state admin torrent_file upload)
+[ ${#targets[@]} -gt 0 ] || targets=(query bencode http state admin torrent_file upload udp)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O 2>&1 | tail -1
 failed=0
