@@ -17,13 +17,15 @@ use tinytracker::api::app::App;
 use tinytracker::cli::operator;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
-use tinytracker::net::{server, udp};
+use tinytracker::net::{server, tls, udp};
 use tinytracker::store::state;
 use tinytracker::store::swarm::Swarm;
 use tinytracker::store::users::Users;
 
 /// How long shutdown waits for workers to finish their requests before saving regardless.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often the HTTPS certificate files are looked at for a renewal.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -62,6 +64,16 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     for addr in &config.binds {
         listeners.push(server::bind(*addr, workers)?);
     }
+    let certificates = match &config.tls {
+        Some((cert, key)) => Some(tls::Certificates::load(cert, key)?),
+        None => None,
+    };
+    if let Some(certificates) = &certificates {
+        let settings = certificates.server_config()?;
+        for addr in &config.tls_binds {
+            listeners.push(server::bind(*addr, workers)?.with_tls(Arc::clone(&settings)));
+        }
+    }
     let mut udp_listeners = Vec::new();
     for addr in &config.udp_binds {
         udp_listeners.push(udp::bind(*addr, workers)?);
@@ -84,8 +96,9 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     app.check_stored_files();
     let mut stdout = std::io::stdout().lock();
     for listener in &listeners {
-        writeln!(stdout, "listening on {}", listener.addr)?;
-        info!("listening on {}", listener.addr);
+        let scheme = if listener.is_tls() { "https://" } else { "" };
+        writeln!(stdout, "listening on {scheme}{}", listener.addr)?;
+        info!("listening on {scheme}{}", listener.addr);
     }
     for listener in &udp_listeners {
         writeln!(stdout, "listening on udp://{}", listener.addr)?;
@@ -107,6 +120,17 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
 
     let server = server::start(&app, listeners, workers, limits)?;
     let udp_threads = udp::start(&app, udp_listeners)?;
+    let reload = match certificates {
+        Some(certificates) => {
+            let app = Arc::clone(&app);
+            let thread = std::thread::Builder::new()
+                .name("certificates".into())
+                .spawn(move || reload_certificates(&app, &certificates))
+                .context("starting the certificate thread")?;
+            Some(thread)
+        }
+        None => None,
+    };
     let maintenance_app = Arc::clone(&app);
     let maintenance = std::thread::Builder::new()
         .name("maintenance".into())
@@ -128,6 +152,9 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
             SHUTDOWN_GRACE.as_secs()
         );
     }
+    if let Some(thread) = reload {
+        let _ = thread.join();
+    }
     for thread in udp_threads {
         let _ = thread.join();
     }
@@ -141,6 +168,19 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         Err(e) => {
             error!("final save failed: {e}");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Reads the HTTPS certificate again whenever its files change (certbot and other ACME clients
+/// replace them on renewal), until shutdown. A new pair that cannot be used is reported and the one
+/// in use keeps serving.
+fn reload_certificates(app: &App, certificates: &tls::Certificates) {
+    while !app.wait_for_shutdown(Some(CERTIFICATE_CHECK)) {
+        match certificates.reload_if_changed() {
+            None => {}
+            Some(Ok(())) => info!("TLS certificate reloaded"),
+            Some(Err(e)) => error!("TLS certificate not reloaded, the previous one stays: {e:#}"),
         }
     }
 }

@@ -81,7 +81,7 @@ pub fn show_invite(app: &App, secret: &str, now: u64) -> Result<Value, ApiError>
 
 /// `POST /api/v1/invites/SECRET` with `{"password": …}`: sets the password, uses up the invite
 /// and signs the user in.
-pub fn accept_invite(app: &App, secret: &str, body: &[u8], now: u64) -> Reply {
+pub fn accept_invite(app: &App, secret: &str, body: &[u8], now: u64, tls: bool) -> Reply {
     let accepted = json_body(body).and_then(|body| {
         let password = field(&body, "password")?;
         let chars = password.chars().count();
@@ -99,13 +99,13 @@ pub fn accept_invite(app: &App, secret: &str, body: &[u8], now: u64) -> Reply {
             .ok_or_else(unusable_invite)
     });
     match accepted {
-        Ok(user) => signed_in(app, &user, now, 201),
+        Ok(user) => signed_in(app, &user, now, 201, tls),
         Err(e) => Reply::error(e),
     }
 }
 
 /// `POST /api/v1/session` with `{"name": …, "password": …}`.
-pub fn sign_in(app: &App, body: &[u8], address: IpAddr, now: u64) -> Reply {
+pub fn sign_in(app: &App, body: &[u8], address: IpAddr, now: u64, tls: bool) -> Reply {
     let result = json_body(body).and_then(|body| {
         let name = field(&body, "name")?.to_owned();
         let password = field(&body, "password")?.to_owned();
@@ -130,13 +130,13 @@ pub fn sign_in(app: &App, body: &[u8], address: IpAddr, now: u64) -> Reply {
         }
     });
     match result {
-        Ok(user) => signed_in(app, &user, now, 200),
+        Ok(user) => signed_in(app, &user, now, 200, tls),
         Err(e) => Reply::error(e),
     }
 }
 
 /// A new session for `user`: its cookie and its CSRF token.
-fn signed_in(app: &App, user: &User, now: u64, status: u16) -> Reply {
+fn signed_in(app: &App, user: &User, now: u64, status: u16, tls: bool) -> Reply {
     let (id, csrf) = app.users.open_session(user.id, now + SESSION_SECS);
     let mut reply = Reply::json(
         status,
@@ -144,18 +144,19 @@ fn signed_in(app: &App, user: &User, now: u64, status: u16) -> Reply {
     );
     reply
         .headers
-        .push(("Set-Cookie", cookie(app, &id, SESSION_SECS)));
+        .push(("Set-Cookie", cookie(app, &id, SESSION_SECS, tls)));
     reply
 }
 
 /// The session cookie: `HttpOnly; SameSite=Strict; Path=/`, and `Secure` when the tracker is
-/// reached over HTTPS.
-fn cookie(app: &App, value: &str, max_age: u64) -> String {
-    let secure = app
-        .config
-        .public_url
-        .as_ref()
-        .is_some_and(|u| u.scheme() == "https");
+/// reached over HTTPS (this request came over TLS, or `--public-url` is https).
+fn cookie(app: &App, value: &str, max_age: u64, tls: bool) -> String {
+    let secure = tls
+        || app
+            .config
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
     format!(
         "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
@@ -170,12 +171,12 @@ pub fn session_info(user: &User, csrf: &str, base: &AnnounceBase) -> Value {
 }
 
 /// `DELETE /api/v1/session`: signs out; the cookie is cleared.
-pub fn sign_out(app: &App, session: Option<&str>) -> Reply {
+pub fn sign_out(app: &App, session: Option<&str>, tls: bool) -> Reply {
     if let Some(id) = session {
         app.users.close_session(id);
     }
     let mut reply = Reply::json(200, &json!({ "message": "Signed out" }));
-    reply.headers.push(("Set-Cookie", cookie(app, "", 0)));
+    reply.headers.push(("Set-Cookie", cookie(app, "", 0, tls)));
     reply
 }
 

@@ -15,6 +15,10 @@ pub struct Config {
     pub binds: Vec<SocketAddr>,
     /// UDP tracker addresses (BEP 15); none: no UDP.
     pub udp_binds: Vec<SocketAddr>,
+    /// HTTPS addresses, served with `tls`.
+    pub tls_binds: Vec<SocketAddr>,
+    /// The certificate chain and key files (PEM) of the HTTPS addresses.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub state_file: PathBuf,
     /// `None`: save only on demand and at exit.
     pub save_every: Option<Duration>,

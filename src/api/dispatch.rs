@@ -59,6 +59,8 @@ pub struct Prepared {
     signed_in: Option<SignedIn>,
     /// A request for `/` from a browser (it asks for HTML, and is no announce).
     browser: bool,
+    /// It came over TLS.
+    secure: bool,
     body: Vec<u8>,
 }
 
@@ -103,6 +105,7 @@ impl Prepared {
         let browser = request.target == "/" || request.target.starts_with("/?");
         let browser = browser && web::is_browser(request.header("Accept"), &query);
         Prepared {
+            secure: false,
             browser,
             signed_in,
             last_event_id,
@@ -121,6 +124,12 @@ impl Prepared {
             client,
             body: request.body,
         }
+    }
+
+    /// Marks a request that came over TLS: its announce URLs are `https://`, its cookies `Secure`.
+    pub fn over_tls(mut self, secure: bool) -> Prepared {
+        self.secure = secure;
+        self
     }
 
     /// Where the request is answered: work that may take long (disk, whole-state walks) runs
@@ -507,8 +516,10 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         Route::SetRole(name) => admin::set_role(users, &name, body, &base),
         Route::InviteUser(name) => accounts::invite(app, &name, &base, now),
         Route::ShowInvite(secret) => accounts::show_invite(app, &secret, now),
-        Route::AcceptInvite(secret) => return accounts::accept_invite(app, &secret, body, now),
-        Route::SignIn => return accounts::sign_in(app, body, req.client.ip, now),
+        Route::AcceptInvite(secret) => {
+            return accounts::accept_invite(app, &secret, body, now, req.secure)
+        }
+        Route::SignIn => return accounts::sign_in(app, body, req.client.ip, now, req.secure),
         Route::ShowSession => match (&req.who, &req.signed_in) {
             (Who::User(user), Some(signed_in)) => {
                 Ok(accounts::session_info(user, &signed_in.csrf, &base))
@@ -519,7 +530,7 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         },
         Route::SignOut => {
             let session = req.signed_in.as_ref().map(|s| s.session.as_str());
-            return accounts::sign_out(app, session);
+            return accounts::sign_out(app, session, req.secure);
         }
         Route::ListTorrents => Ok(admin::list_torrents(swarm, now)),
         Route::RemoveTorrent(hash) => admin::remove_torrent(swarm, &app.files, &hash),
@@ -612,6 +623,7 @@ fn download(app: &App, req: &Prepared, hash: &str, passkey: Option<&str>, now: u
 fn announce_base(app: &App, req: &Prepared) -> admin::AnnounceBase {
     let url = match (&app.config.public_url, &req.host) {
         (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
+        (None, Some(host)) if req.secure => format!("https://{host}"),
         (None, Some(host)) => format!("http://{host}"),
         (None, None) => format!(
             "http://localhost:{}",

@@ -191,6 +191,23 @@ pub struct ServeArgs {
     )]
     pub udp_bind: Vec<String>,
 
+    /// HTTPS address (needs --tls-cert and --tls-key); repeat, or separate with commas. Port 0 picks a free port. --bind addresses keep serving plain HTTP.
+    #[arg(
+        long = "tls-bind",
+        value_name = "ADDR",
+        env = "TINYTRACKER_TLS_BIND",
+        value_delimiter = ','
+    )]
+    pub tls_bind: Vec<String>,
+
+    /// PEM certificate chain for --tls-bind (the server's certificate first); read again when the file changes.
+    #[arg(long, value_name = "PEM", env = "TINYTRACKER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; read again when the file changes.
+    #[arg(long, value_name = "PEM", env = "TINYTRACKER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// JSON file holding torrents, peers and counters; created on the first save.
     #[arg(
         long,

@@ -30,6 +30,13 @@ fn addresses(texts: &[String], flag: &str) -> anyhow::Result<Vec<SocketAddr>> {
 pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
     let binds = addresses(&cli.bind, "--bind")?;
     let udp_binds = addresses(&cli.udp_bind, "--udp-bind")?;
+    let tls_binds = addresses(&cli.tls_bind, "--tls-bind")?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) if !tls_binds.is_empty() => Some((cert.clone(), key.clone())),
+        (None, None) if tls_binds.is_empty() => None,
+        _ if tls_binds.is_empty() => bail!("--tls-cert and --tls-key need a --tls-bind address"),
+        _ => bail!("--tls-bind needs both --tls-cert and --tls-key"),
+    };
     let swarm = swarm_config(&cli)?;
     let trusted_proxies = nets(&cli.trusted_proxy, "--trusted-proxy")?;
     let log_level = cli.log_level.parse().with_context(|| {
@@ -56,6 +63,8 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
     Ok(Config {
         binds,
         udp_binds,
+        tls_binds,
+        tls,
         state_file: cli.state_file,
         save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
         swarm,

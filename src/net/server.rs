@@ -24,11 +24,14 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use rustls::ServerConfig;
+
 use crate::api::admin::BODY_LIMIT;
 use crate::api::app::App;
 use crate::api::dispatch::{Prepared, Queue, Reply};
 use crate::api::events;
 use crate::api::metrics::Endpoint;
+use crate::net::tls::TlsStream;
 use crate::protocol::http;
 use crate::protocol::ids::InfoHash;
 use crate::store::swarm::canonical_ip;
@@ -68,6 +71,22 @@ const FIRST_LISTENER: usize = usize::MAX - 1;
 pub struct Listener {
     pub addr: SocketAddr,
     sockets: Vec<std::net::TcpListener>,
+    /// HTTPS: the TLS settings its connections are served with.
+    tls: Option<Arc<ServerConfig>>,
+}
+
+impl Listener {
+    /// Serves this address over TLS.
+    pub fn with_tls(self, config: Arc<ServerConfig>) -> Listener {
+        Listener {
+            tls: Some(config),
+            ..self
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
 }
 
 /// Opens `count` sockets on `addr` (IPv6 ones v6-only, so `0.0.0.0` and `[::]` can share a port).
@@ -99,7 +118,11 @@ pub fn bind(addr: SocketAddr, count: usize) -> anyhow::Result<Listener> {
         socket.listen(1024)?;
         sockets.push(std::net::TcpListener::from(socket));
     }
-    Ok(Listener { addr, sockets })
+    Ok(Listener {
+        addr,
+        sockets,
+        tls: None,
+    })
 }
 
 /// Binds `addr` once without `SO_REUSEPORT` and lets go: the port is free (or picked, for port 0).
@@ -233,11 +256,11 @@ pub fn start(
     let (public_tx, public_rx) = mpsc::channel::<Job>();
     let (index_tx, index_rx) = mpsc::channel::<Job>();
     let per_ip = Arc::new(PerIp::new());
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-        (0..workers).map(|_| Vec::new()).collect();
+    type Sockets = Vec<(std::net::TcpListener, Option<Arc<ServerConfig>>)>;
+    let mut per_worker: Vec<Sockets> = (0..workers).map(|_| Vec::new()).collect();
     for listener in listeners {
         for (i, socket) in listener.sockets.into_iter().enumerate() {
-            per_worker[i % workers].push(socket);
+            per_worker[i % workers].push((socket, listener.tls.clone()));
         }
     }
     let mut handles = Vec::with_capacity(workers);
@@ -264,14 +287,14 @@ pub fn start(
             events_sent: app.events.newest(),
             heartbeats_sent: app.events.heartbeats(),
         };
-        for (i, socket) in sockets.into_iter().enumerate() {
+        for (i, (socket, tls)) in sockets.into_iter().enumerate() {
             let mut listener = TcpListener::from_std(socket);
             worker.poll.registry().register(
                 &mut listener,
                 Token(FIRST_LISTENER - i),
                 Interest::READABLE,
             )?;
-            worker.listeners.push(listener);
+            worker.listeners.push((listener, tls));
         }
         wakers.push(Arc::clone(&waker));
         reply_senders.push((replies_tx, waker));
@@ -437,8 +460,10 @@ fn send_answer(workers: &ReplySenders, to: (usize, usize, u64), endpoint: Endpoi
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    /// When the connection was accepted (a TLS handshake must end within REQUEST_TIMEOUT).
+    accepted: Instant,
     input: Vec<u8>,
     output: Vec<u8>,
     written: usize,
@@ -480,7 +505,8 @@ struct Worker {
     app: Arc<App>,
     index: usize,
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    /// Listening sockets, with the TLS settings of the HTTPS ones.
+    listeners: Vec<(TcpListener, Option<Arc<ServerConfig>>)>,
     conns: Slab<Conn>,
     jobs: Sender<Job>,
     public_jobs: Sender<Job>,
@@ -556,7 +582,7 @@ impl Worker {
     fn stop_accepting(&mut self) {
         if self.accepting {
             self.accepting = false;
-            for listener in &mut self.listeners {
+            for (listener, _) in &mut self.listeners {
                 let _ = self.poll.registry().deregister(listener);
             }
         }
@@ -564,7 +590,7 @@ impl Worker {
 
     fn accept(&mut self, listener: usize, generation: &mut u64) {
         loop {
-            let Some(socket) = self.listeners.get(listener) else {
+            let Some((socket, tls)) = self.listeners.get(listener) else {
                 return;
             };
             match socket.accept() {
@@ -574,10 +600,24 @@ impl Worker {
                         // Early refusal: closing at once costs less than a thread or a buffer.
                         continue;
                     };
+                    let stream = match tls {
+                        None => Stream::Plain(stream),
+                        Some(config) => match TlsStream::new(stream, config) {
+                            Ok(tls) => Stream::Tls(Box::new(tls)),
+                            Err(e) => {
+                                warn!("TLS connection from {peer}: {e}");
+                                if let Some(ip) = counted_as {
+                                    self.per_ip.remove(ip);
+                                }
+                                continue;
+                            }
+                        },
+                    };
                     *generation += 1;
                     let key = self.conns.insert(Conn {
                         stream,
                         peer,
+                        accepted: Instant::now(),
                         input: Vec::new(),
                         output: Vec::new(),
                         written: 0,
@@ -774,7 +814,8 @@ impl Worker {
             let keep_alive = request.keep_alive && !shutting_down;
             let http10 = request.http10;
             let peer = conn.peer;
-            let prepared = Prepared::new(&self.app, request, peer);
+            let secure = matches!(conn.stream, Stream::Tls(_));
+            let prepared = Prepared::new(&self.app, request, peer).over_tls(secure);
             let queue = match prepared.queue(&self.app) {
                 Queue::Inline => None,
                 Queue::Admin => Some(&self.jobs),
@@ -946,11 +987,22 @@ impl Worker {
                 }
             }
         }
+        // Over TLS the answer is sent once its records are: those the socket did not take yet wait.
+        let records_sent = match (&mut conn.stream, failed) {
+            (Stream::Tls(tls), false) => match tls.push() {
+                Ok(sent) => sent,
+                Err(_) => {
+                    failed = true;
+                    false
+                }
+            },
+            _ => true,
+        };
         if failed {
             self.close(key);
             return;
         }
-        let done = conn.written == conn.output.len();
+        let done = conn.written == conn.output.len() && records_sent;
         if !done && conn.written >= KEEP_BUFFER && conn.written * 2 >= conn.output.len() {
             // A client reading slowly: drop what it read, so the buffer holds only what waits.
             conn.output.drain(..conn.written);
@@ -1031,7 +1083,12 @@ impl Worker {
                 && c.output.is_empty()
                 && now - c.last_activity > IDLE_TIMEOUT;
             let not_reading = !c.output.is_empty() && now - c.write_progress > WRITE_TIMEOUT;
-            if slow_request {
+            // A TLS handshake gets the time of a request to complete.
+            let slow_handshake = matches!(&c.stream, Stream::Tls(tls) if tls.is_handshaking())
+                && now - c.accepted > REQUEST_TIMEOUT;
+            if slow_handshake {
+                expired.push(key);
+            } else if slow_request {
                 slow.push(key);
             } else if idle || not_reading {
                 expired.push(key);
@@ -1062,6 +1119,70 @@ impl Worker {
             conn.request_started = None;
             conn.close_when_written = true;
             self.flush(key);
+        }
+    }
+}
+
+/// A connection's socket: plain, or with TLS on it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+impl mio::event::Source for Stream {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.register(registry, token, interests),
+            Stream::Tls(tls) => tls.tcp.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.reregister(registry, token, interests),
+            Stream::Tls(tls) => tls.tcp.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.deregister(registry),
+            Stream::Tls(tls) => tls.tcp.deregister(registry),
         }
     }
 }
