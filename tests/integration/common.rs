@@ -88,6 +88,15 @@ impl Tracker {
             .unwrap_or_else(|| panic!("expected another listening line, got {line:?}"))
     }
 
+    /// The next `listening on https://ADDR` line, for trackers started with `--tls-bind`.
+    pub fn next_tls_address(&mut self) -> SocketAddr {
+        let mut line = String::new();
+        self._stdout.read_line(&mut line).expect("reading stdout");
+        let addr = line.trim().strip_prefix("listening on https://");
+        addr.and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("expected an HTTPS listening line, got {line:?}"))
+    }
+
     /// The next `listening on udp://ADDR` line, for trackers started with `--udp-bind`.
     pub fn next_udp_address(&mut self) -> SocketAddr {
         let mut line = String::new();
@@ -434,4 +443,39 @@ pub fn fixture(name: &str) -> Vec<u8> {
             .join(name),
     )
     .unwrap()
+}
+
+/// A test CA and a server certificate it signed (for `localhost`, 127.0.0.1 and ::1), as PEM
+/// files in `dir`, named after `tag`.
+pub struct Certificates {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn make_certificates(dir: &Path, tag: &str) -> Certificates {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("tinytracker test CA {tag}"));
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let mut params = CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("tinytracker {tag}"));
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let files = Certificates {
+        ca: dir.join(format!("{tag}-ca.pem")),
+        cert: dir.join(format!("{tag}-cert.pem")),
+        key: dir.join(format!("{tag}-key.pem")),
+    };
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
 }

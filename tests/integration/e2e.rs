@@ -37,6 +37,39 @@ fn a_real_client_downloads_through_the_tracker() {
 }
 
 #[test]
+fn a_real_client_downloads_over_https_trusting_the_test_ca() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = make_certificates(dir.path(), "swarm");
+    let mut tracker = Tracker::start(&[
+        "--tls-bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        certs.cert.to_str().unwrap(),
+        "--tls-key",
+        certs.key.to_str().unwrap(),
+        "--log-level",
+        "debug",
+    ]);
+    let tls = tracker.next_tls_address();
+    // libtorrent checks the tracker's certificate (validate_https_trackers is on by default)
+    // against OpenSSL's roots, which SSL_CERT_FILE names; Python's scrape requests do the same.
+    let announce_url = format!("https://127.0.0.1:{}/announce", tls.port());
+    let ca = certs.ca.to_str().unwrap();
+    download_through_as(
+        &tracker,
+        &announce_url,
+        &[],
+        &[("SWARM_KIND", "v1"), ("SSL_CERT_FILE", ca)],
+    );
+    // The clients knew only the https URL: every announce in the log came over TLS.
+    assert!(
+        tracker.stderr().contains("GET /announce -> 200"),
+        "{}",
+        tracker.stderr()
+    );
+}
+
+#[test]
 fn a_real_client_downloads_through_a_private_tracker_with_a_passkey() {
     let tracker = Tracker::start(&["--private", "--log-level", "debug"]);
     let user = tracker.post_json("/users", r#"{"name": "e2e"}"#).json();

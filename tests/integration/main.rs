@@ -14,6 +14,7 @@ mod events;
 mod export;
 mod feeds;
 mod hostile;
+mod https;
 mod index;
 mod persistence;
 mod private;
