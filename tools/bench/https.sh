@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# HTTPS against plain HTTP on one tracker: wrk -t2 -c50 announce.lua on 1,000 registered torrents,
+# keep-alive and close mode (a TLS handshake per announce), plain and TLS taking turns.
+#
+#   bash tools/bench/https.sh [ROUNDS=3] [SECONDS=8]
+#
+# The certificate is a self-signed P-256 one made with openssl for 127.0.0.1 (wrk does not check it).
+source "$(dirname "$0")/common.sh"
+rounds="${1:-3}"; seconds="${2:-8}"
+need wrk wrk
+need openssl openssl
+python3 "$ROOT/tools/bench/make_hashes.py" 1000 > "$WORK/hashes.txt"
+build
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2> /dev/null
+start_tinytracker bench --tls-bind 127.0.0.1:0 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
+until grep -q "listening on https://" "$WORK/bench.out"; do sleep 0.05; done
+HTTPS_URL="$(sed -n 's/^listening on //p' "$WORK/bench.out" | grep https)"
+register_hashes "$TT_URL" "$WORK/hashes.txt"
+
+announces() {  # announces NAME URL MODE
+    local header=()
+    [ "$3" = close ] && header=(-H "Connection: close")
+    BENCH_HASHES="$WORK/hashes.txt" wrk -t2 -c50 -d"${seconds}s" "${header[@]}" \
+        -s "$ROOT/tools/bench/announce.lua" "$2" > "$WORK/wrk.out"
+    local rate; rate=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
+    local errors; errors=$(grep -o 'Non-2xx or 3xx responses: [0-9]*\|Socket errors: .*' "$WORK/wrk.out" | tr '\n' ' ' || true)
+    echo "$1 $3 $rate $errors" | tee -a "$WORK/runs"
+}
+echo "transport mode announces/s"
+for r in $(seq "$rounds"); do
+    for mode in keep-alive close; do
+        if [ $((r % 2)) = 1 ]; then
+            announces http "$TT_URL" "$mode"; announces https "$HTTPS_URL" "$mode"
+        else
+            announces https "$HTTPS_URL" "$mode"; announces http "$TT_URL" "$mode"
+        fi
+    done
+done
+for name in http https; do for mode in keep-alive close; do
+    echo "median $name $mode: $(awk -v n=$name -v m=$mode '$1 == n && $2 == m { print $3 }' "$WORK/runs" | median) /s"
+done; done
