@@ -1,6 +1,8 @@
 //! Announces and scrapes for every transport (HTTP, UDP): the passkey rules and the one swarm
 //! call, so each transport only reads its requests and writes its answers.
 
+use std::borrow::Cow;
+
 use crate::api::app::App;
 use crate::error::ProtocolError;
 use crate::protocol::{self, AnnounceRequest, AnnounceResponse, Family};
@@ -15,9 +17,10 @@ pub fn passkey_user(
     now: u64,
 ) -> Result<UserId, ProtocolError> {
     let from_query = protocol::query_value(query, "passkey");
+    // Borrowed, not copied: this runs for every announce.
     let passkey = match (from_path, &from_query) {
-        (Some(key), _) => Some(key.to_owned()),
-        (None, Some(key)) => Some(String::from_utf8_lossy(key).into_owned()),
+        (Some(key), _) => Some(Cow::Borrowed(key)),
+        (None, Some(key)) => Some(String::from_utf8_lossy(key)),
         (None, None) => None,
     };
     match passkey {
