@@ -72,23 +72,24 @@ start_aquatic() {
 load() {
     "$tools/bin/aquatic_udp_load_test" -p > "$work/lt.toml"
     sed -i "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/; s/^duration = .*/duration = $secs/" "$work/lt.toml"
-    local before after
+    local before after rss
     before=$(cpu_ticks "$server")
     "$tools/bin/aquatic_udp_load_test" -c "$work/lt.toml" > "$work/lt.out" 2>&1
     after=$(cpu_ticks "$server")
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$server/status")
     local responses announces errors
     responses=$(grep -m1 "Average responses per second" "$work/lt.out" | awk '{print $NF}')
     announces=$(grep -m1 "Announce responses" "$work/lt.out" | awk '{print $NF}')
     errors=$(grep -m1 "Error responses" "$work/lt.out" | awk '{print $NF}')
     python3 -c "
 r, a, e, cpu = float('$responses'), float('$announces'), float('$errors'), ($after - $before) / $ticks
-print('%.0f %.0f %.0f %.2f %.2f' % (r, a, e, cpu * 1e6 / (r * $secs), cpu / $secs))"
+print('%.0f %.0f %.0f %.2f %.2f %d' % (r, a, e, cpu * 1e6 / (r * $secs), cpu / $secs, $rss))"
 }
 
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
 
 echo "# $rounds rounds of $secs s, $workers server workers, 1 load worker"
-echo "# tracker round responses/s announces/s errors/s cpu-us/response cpu-cores"
+echo "# tracker round responses/s announces/s errors/s cpu-us/response cpu-cores rss-KiB-after"
 for round in $(seq "$rounds"); do
     if [ -z "${ONLY_TINYTRACKER:-}" ]; then
         start_aquatic
@@ -97,7 +98,8 @@ for round in $(seq "$rounds"); do
     fi
     start_tinytracker
     echo "tinytracker $round $(load)"
-    curl -s "http://$http/metrics" | grep '^tinytracker_udp_packets_total' | tr '\n' ' ' | sed 's/tinytracker_udp_packets_total//g'; echo
+    curl -s "http://$http/metrics" | grep -E '^tinytracker_(udp_packets_total\{|(seeders|leechers|torrents) )' \
+        | tr '\n' ' ' | sed 's/tinytracker_udp_packets_total//g'; echo
     stop
 done
 

@@ -131,7 +131,9 @@ fn main() {
             // Answers lost to a full socket buffer would stall the window: forget old ones.
             if client.pending.len() >= WINDOW {
                 let oldest = client.next.wrapping_sub(WINDOW as u32 * 4);
-                client.pending.retain(|&t, _| t.wrapping_sub(oldest) < WINDOW as u32 * 4);
+                client
+                    .pending
+                    .retain(|&t, _| t.wrapping_sub(oldest) < WINDOW as u32 * 4);
             }
         }
     }
