@@ -1,6 +1,7 @@
 //! The swarm store: torrents, their peers and counters, sharded by info hash.
 //! One call per request under one shard lock; no I/O and no clock here (`now` is a parameter).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,7 +115,12 @@ impl Peer {
 
 #[derive(Debug, Default)]
 struct Torrent {
-    info: TorrentInfo,
+    /// Its metadata; `None` while it has nothing but the date it was first seen (most torrents an
+    /// open tracker hears of), which then reads as the defaults with that date ([`Torrent::info`]).
+    /// Kept apart, so a million small swarms do not each carry a dozen empty strings.
+    meta: Option<Box<TorrentInfo>>,
+    /// Unix seconds: when the tracker first heard of it (its creation date until told otherwise).
+    first_seen: i64,
     /// Put here by an operator (not merely announced); only these are served with `registered_only`.
     registered: bool,
     completions: u64,
@@ -129,11 +135,39 @@ impl Torrent {
     /// A torrent the tracker has just heard of; its creation date is now until told otherwise.
     fn first_seen(now_unix: u64) -> Torrent {
         Torrent {
-            info: TorrentInfo {
-                creation_date: now_unix as i64,
-                ..TorrentInfo::default()
-            },
+            first_seen: now_unix as i64,
             ..Torrent::default()
+        }
+    }
+
+    /// What a torrent without metadata of its own reads as.
+    fn bare(first_seen: i64) -> TorrentInfo {
+        TorrentInfo {
+            creation_date: first_seen,
+            ..TorrentInfo::default()
+        }
+    }
+
+    /// Its metadata (made up from its first-seen date when it has none; no allocation then).
+    fn info(&self) -> Cow<'_, TorrentInfo> {
+        match &self.meta {
+            Some(meta) => Cow::Borrowed(meta),
+            None => Cow::Owned(Torrent::bare(self.first_seen)),
+        }
+    }
+
+    fn info_mut(&mut self) -> &mut TorrentInfo {
+        let first_seen = self.first_seen;
+        self.meta
+            .get_or_insert_with(|| Box::new(Torrent::bare(first_seen)))
+    }
+
+    fn set_info(&mut self, info: TorrentInfo) {
+        if info == Torrent::bare(info.creation_date) {
+            self.first_seen = info.creation_date;
+            self.meta = None;
+        } else {
+            self.meta = Some(Box::new(info));
         }
     }
 
@@ -561,7 +595,7 @@ impl Swarm {
         self.scrape_each(hashes.iter().copied(), now_unix, |asked, torrent| {
             if let Some(torrent) = torrent {
                 // Keyed by the hash the client asked about (BEP 48), whichever it was.
-                out.push((asked, torrent.info.clone(), torrent.counts()));
+                out.push((asked, torrent.info().into_owned(), torrent.counts()));
             }
         });
         if out.is_empty() && self.config.registered_only {
@@ -626,11 +660,11 @@ impl Swarm {
             Torrent::first_seen(now_unix)
         });
         if !torrent.registered {
-            torrent.info.added = now_unix;
+            torrent.info_mut().added = now_unix;
         }
         torrent.registered = true;
-        torrent.info.apply(update);
-        torrent.search = torrent.info.search_text().into();
+        torrent.info_mut().apply(update);
+        torrent.search = torrent.info().search_text().into();
         shard.index = None;
         created
     }
@@ -640,9 +674,9 @@ impl Swarm {
     pub fn update(&self, hash: &InfoHash, update: InfoUpdate) -> Option<(InfoHash, TorrentInfo)> {
         let (canonical, mut shard) = self.resolve(hash);
         let torrent = shard.get_mut(&canonical).filter(|t| t.registered)?;
-        torrent.info.apply(update);
-        torrent.search = torrent.info.search_text().into();
-        let info = torrent.info.clone();
+        torrent.info_mut().apply(update);
+        torrent.search = torrent.info().search_text().into();
+        let info = torrent.info().into_owned();
         shard.index = None;
         Some((canonical, info))
     }
@@ -681,7 +715,7 @@ impl Swarm {
                 shard
                     .iter()
                     .filter(|(_, t)| t.registered)
-                    .filter_map(|(hash, t)| pick(hash, &t.info, &t.search, t.counts())),
+                    .filter_map(|(hash, t)| pick(hash, &t.info(), &t.search, t.counts())),
             );
         }
         out
@@ -690,7 +724,8 @@ impl Swarm {
     /// A registered torrent's metadata and live counts (named by either hash).
     pub fn entry(&self, hash: &InfoHash) -> Option<(InfoHash, TorrentInfo, ScrapeCounts)> {
         self.read(hash, |hash, t| {
-            t.registered.then(|| (*hash, t.info.clone(), t.counts()))
+            t.registered
+                .then(|| (*hash, t.info().into_owned(), t.counts()))
         })
         .flatten()
     }
@@ -717,7 +752,7 @@ impl Swarm {
         shard.index = None;
         drop(shard);
         self.removed_torrents(1);
-        if let Some(v2) = removed.info.v2 {
+        if let Some(v2) = removed.info().v2 {
             let alias = truncated(&v2);
             self.shard(&alias).aliases.remove(&alias);
         }
@@ -727,7 +762,7 @@ impl Swarm {
     /// The torrent `hash` names (either of a hybrid's hashes): its own hash, its metadata and
     /// whether an operator registered it.
     pub fn info(&self, hash: &InfoHash) -> Option<(InfoHash, TorrentInfo, bool)> {
-        self.read(hash, |hash, t| (*hash, t.info.clone(), t.registered))
+        self.read(hash, |hash, t| (*hash, t.info().into_owned(), t.registered))
     }
 
     /// `see` applied to the torrent `hash` names (either of a hybrid's hashes) and its own hash.
@@ -763,7 +798,7 @@ impl Swarm {
                     });
                 out.push(TorrentStats {
                     info_hash: *hash,
-                    info: torrent.info.clone(),
+                    info: torrent.info().into_owned(),
                     registered: torrent.registered,
                     complete: counts.complete,
                     incomplete: counts.incomplete,
@@ -795,7 +830,7 @@ impl Swarm {
                 .iter()
                 .map(|(hash, torrent)| TorrentSnapshot {
                     info_hash: *hash,
-                    info: torrent.info.clone(),
+                    info: torrent.info().into_owned(),
                     registered: torrent.registered,
                     completions: torrent.completions,
                     peers: torrent
@@ -822,8 +857,8 @@ impl Swarm {
             self.added_torrent();
             Torrent::default()
         });
-        torrent.info = snapshot.info;
-        torrent.search = torrent.info.search_text().into();
+        torrent.set_info(snapshot.info);
+        torrent.search = torrent.info().search_text().into();
         torrent.history = snapshot.history;
         torrent.registered = snapshot.registered;
         torrent.completions = snapshot.completions;
@@ -901,11 +936,10 @@ impl Shard {
     fn index(&mut self) -> &SearchIndex {
         let map = &self.map;
         self.index.get_or_insert_with(|| {
-            SearchIndex::build(
-                map.iter()
-                    .filter(|(_, t)| t.registered)
-                    .map(|(hash, t)| (*hash, t.info.added_unix(), t.info.size, &*t.search)),
-            )
+            SearchIndex::build(map.iter().filter(|(_, t)| t.registered).map(|(hash, t)| {
+                let info = t.info();
+                (*hash, info.added_unix(), info.size, &*t.search)
+            }))
         })
     }
 }
