@@ -2,7 +2,7 @@
 # UDP tracker throughput and server CPU per answer: tinytracker against aquatic_udp, both under
 # aquatic_udp_load_test (which checks every answer), alternating, ROUNDS rounds of SECS seconds.
 #
-#   bash tools/bench/udp.sh [ROUNDS=3] [SECS=15] [WORKERS=2]
+#   bash tools/bench/udp.sh [ROUNDS=3] [SECS=15] [WORKERS=2]      # TT=another-build ONLY_TINYTRACKER=1 PRIVATE=0
 #
 # Installs aquatic_udp and aquatic_udp_load_test 0.9.0 from crates.io into target/bench-tools
 # (not dependencies of the project). aquatic_udp is built without --locked: its lock file pins
@@ -25,7 +25,7 @@ tools="$PWD/target/bench-tools"
 [ -x "$tools/bin/aquatic_udp" ] || cargo install --root "$tools" aquatic_udp@0.9.0
 [ -x "$tools/bin/aquatic_udp_load_test" ] || cargo install --locked --root "$tools" aquatic_udp_load_test@0.9.0
 cargo build --release --bin tinytracker 2>&1 | tail -1
-tt="$PWD/target/release/tinytracker"
+tt="${TT:-$PWD/target/release/tinytracker}"
 work="$(mktemp -d)"
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
