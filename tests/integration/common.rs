@@ -81,29 +81,29 @@ impl Tracker {
 
     /// The next `listening on ADDR` line, for trackers started with extra `--bind` flags.
     pub fn next_address(&mut self) -> SocketAddr {
-        let mut line = String::new();
-        self._stdout.read_line(&mut line).expect("reading stdout");
-        let addr = line.trim().strip_prefix("listening on ");
-        addr.and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("expected another listening line, got {line:?}"))
+        self.next_listening("")
     }
 
     /// The next `listening on https://ADDR` line, for trackers started with `--tls-bind`.
     pub fn next_tls_address(&mut self) -> SocketAddr {
-        let mut line = String::new();
-        self._stdout.read_line(&mut line).expect("reading stdout");
-        let addr = line.trim().strip_prefix("listening on https://");
-        addr.and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("expected an HTTPS listening line, got {line:?}"))
+        self.next_listening("https://")
     }
 
     /// The next `listening on udp://ADDR` line, for trackers started with `--udp-bind`.
     pub fn next_udp_address(&mut self) -> SocketAddr {
+        self.next_listening("udp://")
+    }
+
+    /// The address of the next `listening on SCHEME ADDR` line on stdout.
+    fn next_listening(&mut self, scheme: &str) -> SocketAddr {
         let mut line = String::new();
         self._stdout.read_line(&mut line).expect("reading stdout");
-        let addr = line.trim().strip_prefix("listening on udp://");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.strip_prefix(scheme));
         addr.and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("expected a UDP listening line, got {line:?}"))
+            .unwrap_or_else(|| panic!("expected `listening on {scheme}ADDR`, got {line:?}"))
     }
 
     pub fn pid(&self) -> u32 {
