@@ -44,3 +44,15 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # median of the numbers on stdin
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# wrk_announces NAME URL MODE SECONDS : wrk -t2 -c50 announce.lua on $WORK/hashes.txt, keep-alive or
+# close MODE; prints "NAME MODE rate" (and any non-2xx or socket errors) and appends it to $WORK/runs.
+wrk_announces() {
+    local header=()
+    [ "$3" = close ] && header=(-H "Connection: close")
+    BENCH_HASHES="$WORK/hashes.txt" wrk -t2 -c50 -d"$4s" "${header[@]}" \
+        -s "$ROOT/tools/bench/announce.lua" "$2" > "$WORK/wrk.out"
+    local rate; rate=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
+    local errors; errors=$(grep -o 'Non-2xx or 3xx responses: [0-9]*\|Socket errors: .*' "$WORK/wrk.out" | tr '\n' ' ' || true)
+    echo "$1 $3 $rate $errors" | tee -a "$WORK/runs"
+}

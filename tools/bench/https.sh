@@ -19,15 +19,7 @@ until grep -q "listening on https://" "$WORK/bench.out"; do sleep 0.05; done
 HTTPS_URL="$(sed -n 's/^listening on //p' "$WORK/bench.out" | grep https)"
 register_hashes "$TT_URL" "$WORK/hashes.txt"
 
-announces() {  # announces NAME URL MODE
-    local header=()
-    [ "$3" = close ] && header=(-H "Connection: close")
-    BENCH_HASHES="$WORK/hashes.txt" wrk -t2 -c50 -d"${seconds}s" "${header[@]}" \
-        -s "$ROOT/tools/bench/announce.lua" "$2" > "$WORK/wrk.out"
-    local rate; rate=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
-    local errors; errors=$(grep -o 'Non-2xx or 3xx responses: [0-9]*\|Socket errors: .*' "$WORK/wrk.out" | tr '\n' ' ' || true)
-    echo "$1 $3 $rate $errors" | tee -a "$WORK/runs"
-}
+announces() { wrk_announces "$1" "$2" "$3" "$seconds"; }
 echo "transport mode announces/s"
 for r in $(seq "$rounds"); do
     for mode in keep-alive close; do

@@ -35,14 +35,7 @@ start new "$new"; NEW_URL=$URL; NEW_PID=$PID
 register_hashes "$OLD_URL" "$WORK/hashes.txt"
 register_hashes "$NEW_URL" "$WORK/hashes.txt"
 
-announces() {  # announces NAME URL MODE
-    local header=()
-    [ "$3" = close ] && header=(-H "Connection: close")
-    BENCH_HASHES="$WORK/hashes.txt" wrk -t2 -c50 -d"${seconds}s" "${header[@]}" \
-        -s "$ROOT/tools/bench/announce.lua" "$2" > "$WORK/wrk.out"
-    local rate; rate=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
-    echo "$1 $3 $rate" | tee -a "$WORK/runs"
-}
+announces() { wrk_announces "$1" "$2" "$3" "$seconds"; }
 echo "build mode announces/s"
 for r in $(seq "$rounds"); do
     for mode in keep-alive close; do
