@@ -1,5 +1,6 @@
 //! tinytracker: a small private BitTorrent tracker (BEP 3, 7, 23, 48) that keeps its whole state
-//! in one JSON file. The `tinytracker` binary serves HTTP; `add-torrent-info` registers torrents.
+//! in one JSON file. The `tinytracker` binary serves HTTP, HTTPS and UDP (BEP 15); `add-torrent-info`
+//! registers torrents.
 //!
 //! # Where things are
 //!
@@ -9,7 +10,7 @@
 //! - [`protocol`]: pure wire and file formats, no I/O: announce and scrape parsing and answers,
 //!   bencode, typed 20-byte ids, `.torrent` metainfo and the served file ([`protocol::torrent_file`]),
 //!   the Python original's text forms of hashes, HTTP/1.1 request reading and response writing,
-//!   `multipart/form-data`.
+//!   `multipart/form-data`, and BEP 15 datagrams with stateless connection ids ([`protocol::udp`]).
 //! - [`store`]: the state in memory and on disk: the sharded swarm and its peer sets, a torrent's
 //!   metadata ([`store::info`]: one record, one change), each shard's search index, peers over time
 //!   ([`store::history`]), users with passkeys and API tokens, the stored `.torrent` files, the state
@@ -21,7 +22,8 @@
 //!   [`api::events`] for live events, [`api::openapi`]), metrics, and [`api::app::App`], the shared
 //!   application.
 //! - [`net`]: the per-worker `mio` event loops that read requests, write answers and feed the
-//!   live-event streams.
+//!   live-event streams, over plain TCP or TLS ([`net::tls`]), and the UDP socket threads
+//!   ([`net::udp`]). Both transports answer through [`api::bittorrent`].
 //! - [`cli`]: command-line flags, the operator commands, the admin client and the inputs of
 //!   `add-torrent-info`.
 //!   The checked configuration is [`api::config::Config`]; [`cli::settings`] builds it from flags.
