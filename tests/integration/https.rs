@@ -224,3 +224,56 @@ fn tls_flags_are_checked_at_start() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn sessions_opened_over_https_get_secure_cookies_and_https_invite_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path(), "cookies");
+    let (tracker, tls) = https_tracker(&certs, &[]);
+    let base = format!("https://localhost:{}", tls.port());
+    let json = ["--header", "Content-Type: application/json"];
+    let post = |path: &str, body: &str, headers: bool| {
+        let url = format!("{base}{path}");
+        let mut args = vec!["--data", body];
+        args.extend_from_slice(&json);
+        if headers {
+            args.push("--include");
+        }
+        args.push(&url);
+        curl(&certs.ca, &args).unwrap()
+    };
+    post("/users", r#"{"name": "alice"}"#, false);
+    let invite: serde_json::Value =
+        serde_json::from_str(&post("/api/v1/users/alice/invite", "", false)).unwrap();
+    let link = invite["invite_url"].as_str().unwrap();
+    let secret = link
+        .strip_prefix(&format!("{base}/web/invite/"))
+        .unwrap_or_else(|| panic!("an https invite link: {link}"));
+    let accepted = post(
+        &format!("/api/v1/invites/{secret}"),
+        r#"{"password": "correct horse battery"}"#,
+        true,
+    );
+    let cookie = accepted
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {accepted}"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.trim_end().ends_with("; Secure"),
+        "{cookie}"
+    );
+    // Signing in over plain HTTP (the --bind listener) gives no Secure cookie: the browser would
+    // not send it back there.
+    let plain = tracker.request(
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        br#"{"name": "alice", "password": "correct horse battery"}"#,
+    );
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    let cookie = plain.header("Set-Cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+}
