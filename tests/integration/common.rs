@@ -479,3 +479,20 @@ pub fn make_certificates(dir: &Path, tag: &str) -> Certificates {
     std::fs::write(&files.key, key.serialize_pem()).unwrap();
     files
 }
+
+/// A tracker serving HTTPS on 127.0.0.1:0 with `certs` (and plain HTTP as usual), and its TLS
+/// address; `args` come after the TLS flags.
+pub fn https_tracker(certs: &Certificates, args: &[&str]) -> (Tracker, SocketAddr) {
+    let mut all = vec![
+        "--tls-bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        certs.cert.to_str().unwrap(),
+        "--tls-key",
+        certs.key.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let mut tracker = Tracker::start(&all);
+    let addr = tracker.next_tls_address();
+    (tracker, addr)
+}

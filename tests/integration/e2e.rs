@@ -40,17 +40,7 @@ fn a_real_client_downloads_through_the_tracker() {
 fn a_real_client_downloads_over_https_trusting_the_test_ca() {
     let dir = tempfile::tempdir().expect("temp dir");
     let certs = make_certificates(dir.path(), "swarm");
-    let mut tracker = Tracker::start(&[
-        "--tls-bind",
-        "127.0.0.1:0",
-        "--tls-cert",
-        certs.cert.to_str().unwrap(),
-        "--tls-key",
-        certs.key.to_str().unwrap(),
-        "--log-level",
-        "debug",
-    ]);
-    let tls = tracker.next_tls_address();
+    let (tracker, tls) = https_tracker(&certs, &["--log-level", "debug"]);
     // libtorrent checks the tracker's certificate (validate_https_trackers is on by default)
     // against OpenSSL's roots, which SSL_CERT_FILE names; Python's scrape requests do the same.
     let announce_url = format!("https://127.0.0.1:{}/announce", tls.port());

@@ -9,21 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn https_tracker(certs: &Certificates, args: &[&str]) -> (Tracker, std::net::SocketAddr) {
-    let mut all = vec![
-        "--tls-bind",
-        "127.0.0.1:0",
-        "--tls-cert",
-        certs.cert.to_str().unwrap(),
-        "--tls-key",
-        certs.key.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let mut tracker = Tracker::start(&all);
-    let addr = tracker.next_tls_address();
-    (tracker, addr)
-}
-
 /// curl with `ca` as the only trusted root; its stdout, or its error.
 fn curl(ca: &std::path::Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("curl")
