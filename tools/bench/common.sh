@@ -56,3 +56,21 @@ wrk_announces() {
     local errors; errors=$(grep -o 'Non-2xx or 3xx responses: [0-9]*\|Socket errors: .*' "$WORK/wrk.out" | tr '\n' ' ' || true)
     echo "$1 $3 $rate $errors" | tee -a "$WORK/runs"
 }
+
+# announces_in_turns A URL_A B URL_B ROUNDS SECONDS : ROUNDS rounds of keep-alive then close-mode
+# announces against both (who goes first alternates), then the median of each name and mode.
+announces_in_turns() {
+    local a="$1" url_a="$2" b="$3" url_b="$4" rounds="$5" seconds="$6" r mode name
+    for r in $(seq "$rounds"); do
+        for mode in keep-alive close; do
+            if [ $((r % 2)) = 1 ]; then
+                wrk_announces "$a" "$url_a" "$mode" "$seconds"; wrk_announces "$b" "$url_b" "$mode" "$seconds"
+            else
+                wrk_announces "$b" "$url_b" "$mode" "$seconds"; wrk_announces "$a" "$url_a" "$mode" "$seconds"
+            fi
+        done
+    done
+    for name in "$a" "$b"; do for mode in keep-alive close; do
+        echo "median $name $mode: $(awk -v n="$name" -v m=$mode '$1 == n && $2 == m { print $3 }' "$WORK/runs" | median) /s"
+    done; done
+}

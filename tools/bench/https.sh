@@ -19,17 +19,5 @@ until grep -q "listening on https://" "$WORK/bench.out"; do sleep 0.05; done
 HTTPS_URL="$(sed -n 's/^listening on //p' "$WORK/bench.out" | grep https)"
 register_hashes "$TT_URL" "$WORK/hashes.txt"
 
-announces() { wrk_announces "$1" "$2" "$3" "$seconds"; }
 echo "transport mode announces/s"
-for r in $(seq "$rounds"); do
-    for mode in keep-alive close; do
-        if [ $((r % 2)) = 1 ]; then
-            announces http "$TT_URL" "$mode"; announces https "$HTTPS_URL" "$mode"
-        else
-            announces https "$HTTPS_URL" "$mode"; announces http "$TT_URL" "$mode"
-        fi
-    done
-done
-for name in http https; do for mode in keep-alive close; do
-    echo "median $name $mode: $(awk -v n=$name -v m=$mode '$1 == n && $2 == m { print $3 }' "$WORK/runs" | median) /s"
-done; done
+announces_in_turns http "$TT_URL" https "$HTTPS_URL" "$rounds" "$seconds"

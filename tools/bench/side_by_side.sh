@@ -35,20 +35,8 @@ start new "$new"; NEW_URL=$URL; NEW_PID=$PID
 register_hashes "$OLD_URL" "$WORK/hashes.txt"
 register_hashes "$NEW_URL" "$WORK/hashes.txt"
 
-announces() { wrk_announces "$1" "$2" "$3" "$seconds"; }
 echo "build mode announces/s"
-for r in $(seq "$rounds"); do
-    for mode in keep-alive close; do
-        if [ $((r % 2)) = 1 ]; then
-            announces old "$OLD_URL" "$mode"; announces new "$NEW_URL" "$mode"
-        else
-            announces new "$NEW_URL" "$mode"; announces old "$OLD_URL" "$mode"
-        fi
-    done
-done
-for name in old new; do for mode in keep-alive close; do
-    echo "median $name $mode: $(awk -v n=$name -v m=$mode '$1 == n && $2 == m { print $3 }' "$WORK/runs" | median) /s"
-done; done
+announces_in_turns old "$OLD_URL" new "$NEW_URL" "$rounds" "$seconds"
 kill "$OLD_PID" "$NEW_PID"; wait "$OLD_PID" "$NEW_PID" 2>/dev/null || true
 fi
 [[ $parts == *saves* ]] || exit 0

@@ -18,21 +18,17 @@
 # Then the cost of private mode: tinytracker open and --private, alternating, under
 # tools/bench/udp_load.rs (BEP 41 URL data: `/announce`, or `/<passkey>/announce`), on 1,000
 # registered torrents; PRIVATE=0 skips it.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
 rounds="${1:-3}"; secs="${2:-15}"; workers="${3:-2}"
 tools="$PWD/target/bench-tools"
 [ -x "$tools/bin/aquatic_udp" ] || cargo install --root "$tools" aquatic_udp@0.9.0
 [ -x "$tools/bin/aquatic_udp_load_test" ] || cargo install --locked --root "$tools" aquatic_udp_load_test@0.9.0
 cargo build --release --bin tinytracker 2>&1 | tail -1
 tt="${TT:-$PWD/target/release/tinytracker}"
-work="$(mktemp -d)"
+work="$WORK"
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 free_udp_port() {
     python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -48,12 +44,12 @@ wait_udp() {
     echo "nothing listens on udp port $1" >&2; return 1
 }
 
-start_tinytracker() {  # extra flags in "$@"; sets server, port, http
+start_udp_tracker() {  # extra flags in "$@"; sets server, port, http
     rm -f "$work/state.json"
     "$tt" --bind 127.0.0.1:0 --udp-bind 127.0.0.1:0 --workers "$workers" --max-torrents 0 --max-peers-per-ip 0 \
         --save-interval 0 --state-file "$work/state.json" --log-level error \
         "$@" > "$work/tt.out" 2> "$work/tt.err" &
-    server=$!
+    server=$!; PIDS+=("$server")
     for _ in $(seq 200); do [ "$(wc -l < "$work/tt.out")" -ge 2 ] && break; sleep 0.05; done
     http=$(sed -n 1p "$work/tt.out" | sed 's/listening on //')
     port=$(sed -n 2p "$work/tt.out" | sed 's/.*://')
@@ -64,7 +60,7 @@ start_aquatic() {
     "$tools/bin/aquatic_udp" -p > "$work/aq.toml"
     sed -i "s/^socket_workers = .*/socket_workers = $workers/; s/^address = .*/address = \"127.0.0.1:$port\"/" "$work/aq.toml"
     "$tools/bin/aquatic_udp" -c "$work/aq.toml" > "$work/aq.out" 2>&1 &
-    server=$!
+    server=$!; PIDS+=("$server")
     wait_udp "$port"
 }
 
@@ -96,7 +92,7 @@ for round in $(seq "$rounds"); do
         echo "aquatic_udp $round $(load)"
         stop
     fi
-    start_tinytracker
+    start_udp_tracker
     echo "tinytracker $round $(load)"
     curl -s "http://$http/metrics" | grep -E '^tinytracker_(udp_packets_total\{|(seeders|leechers|torrents) )' \
         | tr '\n' ' ' | sed 's/tinytracker_udp_packets_total//g'; echo
@@ -121,11 +117,11 @@ print('%.0f %.0f %.2f' % (a, e, cpu * 1e6 / (a * $secs)))"
 }
 echo "# private mode: tracker round answers/s errors/s cpu-us/answer"
 for round in $(seq "$rounds"); do
-    start_tinytracker
+    start_udp_tracker
     register
     echo "open $round $(passkey_load /announce)"
     stop
-    start_tinytracker --private
+    start_udp_tracker --private
     register
     key=$(curl -s -H 'Content-Type: application/json' -d '{"name": "bench"}' "http://$http/users" \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["passkey"])')
