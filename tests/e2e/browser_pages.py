@@ -265,9 +265,14 @@ try:
     seen["admin_users"] = texts("table.users tbody td:first-child")
     shot("admin")
     seen["step"] = "rotate"
+    # The page reloads itself once the rotation is done: a marker set now is gone after that, and
+    # only then may the test navigate (else the page's own reload can land after it).
+    browser.execute_script("window.beforeRotation = true")
     browser.find_element(By.CSS_SELECTOR, 'tr[data-user="alice"] button.rotate').click()
-    # Done when the tracker has the new passkey (the operator API says).
+    # Done when the tracker has the new passkey (the operator API says) and the page has reloaded.
     wait.until(lambda _: passkey_of("alice") not in seen["announce_before"])
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete"
+               and not b.execute_script("return window.beforeRotation === true"))
     seen["step"] = "sign in again"
     # Rotating a passkey ends its user's sessions: alice signs in again.
     browser.get(base + "/web/account")
