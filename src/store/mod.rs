@@ -4,6 +4,7 @@ pub mod export;
 pub mod history;
 pub mod info;
 pub mod peers;
+pub mod redis;
 pub mod search_index;
 pub mod state;
 pub mod swarm;

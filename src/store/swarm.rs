@@ -129,6 +129,8 @@ struct Torrent {
     search: Box<str>,
     /// Peers over time; none until a sample finds it has peers.
     history: Option<Box<History>>,
+    /// Seeders and leechers held elsewhere (a shared store's swarm), counted with its own.
+    shared: [u32; 2],
 }
 
 impl Torrent {
@@ -173,8 +175,8 @@ impl Torrent {
 
     fn counts(&self) -> ScrapeCounts {
         ScrapeCounts {
-            complete: self.peers.seeders() as u32,
-            incomplete: self.peers.leechers() as u32,
+            complete: self.peers.seeders() as u32 + self.shared[0],
+            incomplete: self.peers.leechers() as u32 + self.shared[1],
             downloaded: self.completions,
         }
     }
@@ -256,6 +258,14 @@ impl Swarm {
     }
 
     /// The registrations still waiting, for the state file.
+    /// Puts `pending` in place of the registrations waiting (a shared store's copy).
+    pub fn replace_pending(&self, pending: Vec<Pending>) {
+        let mut held = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        *held = pending;
+        self.pending_count.store(held.len(), Ordering::Relaxed);
+        self.pending_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn pending(&self) -> Vec<Pending> {
         self.pending
             .lock()
@@ -263,9 +273,20 @@ impl Swarm {
             .clone()
     }
 
+    /// Whether `hash` is a candidate of a pending registration. Cheap when nothing is pending.
+    pub fn is_pending(&self, hash: &InfoHash) -> bool {
+        self.pending_count.load(Ordering::Relaxed) > 0
+            && self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|p| p.candidates.contains(hash))
+    }
+
     /// If `hash` is a candidate of a pending registration, registers it (and forgets the other
     /// candidates). Cheap when nothing is pending.
-    fn claim_pending(&self, hash: &InfoHash, now_unix: u64) {
+    pub fn claim_pending(&self, hash: &InfoHash, now_unix: u64) {
         if self.pending_count.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -482,6 +503,12 @@ impl Swarm {
     /// Takes a peers-over-time sample at `now_unix`: of each registered torrent that has peers or
     /// a history already, and of the whole tracker. One shard locked at a time.
     pub fn sample_history(&self, now_unix: u64) {
+        self.sample_history_totals(now_unix, None);
+    }
+
+    /// [`Swarm::sample_history`], with the whole tracker's (seeders, leechers) given when a
+    /// shared store holds peers this copy does not.
+    pub fn sample_history_totals(&self, now_unix: u64, peers: Option<(u64, u64)>) {
         let mut totals = Sample::default();
         for shard in &self.shards {
             let mut shard = lock(shard);
@@ -507,6 +534,9 @@ impl Swarm {
                 sampled += 1;
             }
             shard.changes += sampled;
+        }
+        if let Some((seeders, leechers)) = peers {
+            (totals.seeders, totals.leechers) = (seeders, leechers);
         }
         self.totals_history
             .lock()
@@ -574,7 +604,7 @@ impl Swarm {
     }
 
     /// The configured interval, spread by up to ±5 % so clients do not re-announce in lockstep.
-    fn jittered_interval(&self) -> u32 {
+    pub fn jittered_interval(&self) -> u32 {
         let base = self.config.interval_secs;
         let spread = base / 20;
         if spread == 0 {
@@ -868,6 +898,45 @@ impl Swarm {
                 torrent.peers.insert(peer.to_entry(), peer.left);
             }
         }
+    }
+
+    /// Sets the counts of a registered torrent whose peers a shared store holds; a change is
+    /// a live event. Returns whether the torrent is known here.
+    pub fn set_shared_counts(&self, hash: &InfoHash, counts: ScrapeCounts) -> bool {
+        let mut shard = self.shard(hash);
+        let Some(torrent) = shard.get_mut(hash) else {
+            return false;
+        };
+        let before = torrent.counts();
+        torrent.shared = [counts.complete, counts.incomplete];
+        torrent.completions = counts.downloaded;
+        let registered = torrent.registered;
+        if registered && before != torrent.counts() {
+            shard.changed.insert(*hash);
+        }
+        true
+    }
+
+    /// The registered hashes (their own, not aliases).
+    pub fn registered(&self) -> Vec<InfoHash> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            out.extend(shard.iter().filter(|(_, t)| t.registered).map(|(h, _)| *h));
+        }
+        out
+    }
+
+    /// One torrent as a save writes it, without its peers.
+    pub fn snapshot_one(&self, hash: &InfoHash) -> Option<TorrentSnapshot> {
+        self.read(hash, |hash, torrent| TorrentSnapshot {
+            info_hash: *hash,
+            info: torrent.info().into_owned(),
+            registered: torrent.registered,
+            completions: torrent.completions,
+            peers: Vec::new(),
+            history: torrent.history.clone(),
+        })
     }
 
     /// Removes expired peers everywhere, and torrents nobody registered once they have no peers,

@@ -7,12 +7,31 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::protocol::ids::InfoHash;
+use crate::store::redis::{keys, RedisStore};
 
-#[derive(Debug, Clone)]
+/// With a shared store the files are kept in Redis (`tt:file:<hex>`), so every instance serves
+/// them; `dir` then only names where they would be.
+#[derive(Clone)]
 pub struct TorrentFiles {
     dir: PathBuf,
+    shared: Option<Arc<RedisStore>>,
+}
+
+impl std::fmt::Debug for TorrentFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shared {
+            Some(store) => write!(f, "TorrentFiles(in {})", store.shown()),
+            None => write!(f, "TorrentFiles({})", self.dir.display()),
+        }
+    }
+}
+
+/// A shared store's fault as the I/O error callers of these already handle.
+fn unavailable(e: crate::store::redis::Unavailable) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 impl TorrentFiles {
@@ -25,6 +44,15 @@ impl TorrentFiles {
         let stem = name.strip_suffix(".json").unwrap_or(&name);
         TorrentFiles {
             dir: state_path.with_file_name(format!("{stem}.torrents")),
+            shared: None,
+        }
+    }
+
+    /// The files of a shared store.
+    pub fn shared(store: Arc<RedisStore>) -> TorrentFiles {
+        TorrentFiles {
+            dir: PathBuf::from(format!("{}/tt:file:*", store.shown())),
+            shared: Some(store),
         }
     }
 
@@ -40,6 +68,19 @@ impl TorrentFiles {
     /// (owner only) if it is missing.
     pub fn put(&self, hash: &InfoHash, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(store) = &self.shared {
+            let hex = hash.to_hex();
+            let mut con = store.connection().map_err(unavailable)?;
+            return con
+                .run(|c| {
+                    redis::pipe()
+                        .atomic()
+                        .set(keys::file(&hex), bytes)
+                        .sadd(keys::FILES, &hex)
+                        .query::<()>(c)
+                })
+                .map_err(unavailable);
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -70,11 +111,32 @@ impl TorrentFiles {
 
     /// The stored file of `hash`.
     pub fn get(&self, hash: &InfoHash) -> io::Result<Vec<u8>> {
+        if let Some(store) = &self.shared {
+            let mut con = store.connection().map_err(unavailable)?;
+            let found: Option<Vec<u8>> = con
+                .run(|c| redis::cmd("GET").arg(keys::file(&hash.to_hex())).query(c))
+                .map_err(unavailable)?;
+            return found.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound));
+        }
         fs::read(self.path(hash))
     }
 
     /// Removes the file of `hash`; `Ok(false)` when there was none.
     pub fn remove(&self, hash: &InfoHash) -> io::Result<bool> {
+        if let Some(store) = &self.shared {
+            let hex = hash.to_hex();
+            let mut con = store.connection().map_err(unavailable)?;
+            let (removed, _): (i64, i64) = con
+                .run(|c| {
+                    redis::pipe()
+                        .atomic()
+                        .del(keys::file(&hex))
+                        .srem(keys::FILES, &hex)
+                        .query(c)
+                })
+                .map_err(unavailable)?;
+            return Ok(removed > 0);
+        }
         match fs::remove_file(self.path(hash)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -84,6 +146,18 @@ impl TorrentFiles {
 
     /// The hashes that have a file (names that are not `<40 hex>.torrent` are left alone).
     pub fn list(&self) -> io::Result<Vec<InfoHash>> {
+        if let Some(store) = &self.shared {
+            let mut con = store.connection().map_err(unavailable)?;
+            let hexes: Vec<String> = con
+                .run(|c| redis::cmd("SMEMBERS").arg(keys::FILES).query(c))
+                .map_err(unavailable)?;
+            let mut hashes: Vec<InfoHash> = hexes
+                .iter()
+                .filter_map(|h| InfoHash::from_hex(h).ok())
+                .collect();
+            hashes.sort();
+            return Ok(hashes);
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

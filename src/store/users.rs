@@ -186,6 +186,15 @@ pub enum UserError {
 }
 
 /// What one announce adds to a user's totals.
+/// A user's accounting, as kept apart from the rest of the user by a shared store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub completed: u64,
+    pub last_seen_unix: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Credit {
     pub user: UserId,
@@ -542,6 +551,32 @@ impl Users {
     }
 
     /// Puts loaded users in place (startup only), keeping their ids (peers refer to them).
+    /// Puts `users`, `revoked` and `access` in place of everything held (a shared store's
+    /// newer copy). Their ids are the ones given (peers held here refer to none of them).
+    pub fn replace(&self, users: Vec<User>, revoked: Vec<(Passkey, String)>, access: Access) {
+        {
+            let mut inner = self.lock();
+            let changes = inner.changes;
+            *inner = Inner {
+                changes,
+                ..Inner::default()
+            };
+        }
+        self.restore(users, revoked);
+        self.restore_access(access);
+    }
+
+    /// Sets a user's accounting totals as a shared store keeps them.
+    pub fn set_totals(&self, name: &str, totals: Totals) {
+        let mut inner = self.lock();
+        if let Ok(user) = inner.user_mut(name) {
+            user.uploaded = totals.uploaded;
+            user.downloaded = totals.downloaded;
+            user.completed = totals.completed;
+            user.last_seen_unix = totals.last_seen_unix.or(user.last_seen_unix);
+        }
+    }
+
     pub fn restore(&self, users: Vec<User>, revoked: Vec<(Passkey, String)>) {
         let mut inner = self.lock();
         inner.revoked.extend(revoked);

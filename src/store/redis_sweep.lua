@@ -1,0 +1,13 @@
+-- Expires peers not seen since the cutoff, in the swarms whose oldest peer is that old (the
+-- expiry index), never a scan of every swarm. ARGV: cutoff, most swarms to look at.
+-- Returns {swarms looked at, peers removed}.
+local cutoff, limit = ARGV[1], ARGV[2]
+local due = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', cutoff, 'LIMIT', 0, limit)
+local removed = 0
+for _, h in ipairs(due) do
+  local s, l, c = counts(h)
+  removed = removed + expire(h, cutoff)
+  settle(h)
+  publish(h, s, l, c)
+end
+return {#due, removed}
