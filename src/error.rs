@@ -24,6 +24,9 @@ pub enum ProtocolError {
     InvalidPasskey,
     #[error("passkey revoked")]
     PasskeyRevoked,
+    /// The shared store did not answer; the client retries at its next interval.
+    #[error("tracker storage is unavailable, try again shortly")]
+    StoreUnavailable,
 }
 
 /// Why a request answered in JSON was refused: by routing (404, 405, whatever the path), by the

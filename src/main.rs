@@ -14,10 +14,12 @@ use simplelog::{
 };
 
 use tinytracker::api::app::App;
+use tinytracker::api::shared::Shared;
 use tinytracker::cli::operator;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
 use tinytracker::net::{server, tls, udp};
+use tinytracker::store::redis::RedisStore;
 use tinytracker::store::state;
 use tinytracker::store::swarm::Swarm;
 use tinytracker::store::users::Users;
@@ -54,10 +56,17 @@ fn main() -> ExitCode {
 }
 
 fn run(mut config: Config) -> anyhow::Result<ExitCode> {
-    let _lock = claim_state_file(&mut config)?;
     let swarm = Swarm::new(config.swarm.clone());
     let users = Users::default();
-    let loaded_legacy = load_state(&config, &swarm, &users)?;
+    // A shared store is made to be used by several instances: no state file, no lock on one.
+    let (_lock, loaded_legacy, shared) = match &config.store {
+        Some(url) => (None, false, Some(connect_store(url, &swarm, &users)?)),
+        None => {
+            let lock = claim_state_file(&mut config)?;
+            let legacy = load_state(&config, &swarm, &users)?;
+            (Some(lock), legacy, None)
+        }
+    };
 
     let workers = config.workers;
     let mut listeners = Vec::new();
@@ -84,7 +93,7 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         max_connections_per_ip: config.max_connections_per_ip,
     };
     let loaded_file = config.state_file.exists();
-    let app = Arc::new(App::new(config, swarm, users, loaded_legacy));
+    let app = Arc::new(App::new(config, swarm, users, loaded_legacy, shared));
     // The file holds what was just loaded (a Python tracker's file is rewritten in this layout on
     // the first timed save); with no file, an empty state needs no file yet.
     if !loaded_legacy || !loaded_file {
@@ -136,6 +145,17 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         .name("maintenance".into())
         .spawn(move || maintenance_app.run_maintenance())
         .context("starting the maintenance thread")?;
+    let subscriber = match app.shared {
+        Some(_) => {
+            let app = Arc::clone(&app);
+            let thread = std::thread::Builder::new()
+                .name("subscriber".into())
+                .spawn(move || app.run_subscriber())
+                .context("starting the shared store's subscriber thread")?;
+            Some(thread)
+        }
+        None => None,
+    };
     let events_app = Arc::clone(&app);
     let events = std::thread::Builder::new()
         .name("events".into())
@@ -160,6 +180,9 @@ fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     }
     let _ = maintenance.join();
     let _ = events.join();
+    if let Some(thread) = subscriber {
+        let _ = thread.join();
+    }
     match app.save() {
         Ok(_) => {
             info!("stopped");
@@ -212,6 +235,29 @@ fn claim_state_file(config: &mut Config) -> anyhow::Result<state::Lock> {
         Err(e) => warn!("looking for temp files of interrupted saves failed: {e}"),
     }
     Ok(lock)
+}
+
+/// Connects to the shared store and loads this instance's copy of users and the index from it.
+fn connect_store(url: &str, swarm: &Swarm, users: &Users) -> anyhow::Result<Shared> {
+    let started = Instant::now();
+    // rediss:// goes through rustls, with the same provider as --tls-bind.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = RedisStore::connect(url).map_err(anyhow::Error::msg)?;
+    let shared = Shared::new(Arc::new(store));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (torrents, user_count) = shared
+        .load_all(swarm, users, now)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, seeders, leechers) = shared.store.totals().map_err(|e| anyhow::anyhow!("{e}"))?;
+    info!(
+        "using the shared store at {}: {torrents} registered torrents, {} live peers, {user_count} users ({} ms)",
+        shared.store.shown(),
+        seeders + leechers,
+        started.elapsed().as_millis()
+    );
+    Ok(shared)
 }
 
 /// Loads the state file into `swarm`. Returns whether it was the Python original's format.

@@ -410,6 +410,14 @@ pub fn remove_torrent(swarm: &Swarm, files: &TorrentFiles, text: &str) -> Result
 
 /// `GET|POST /save_state`.
 pub fn save_state(app: &App) -> Result<Value, ApiError> {
+    if let Some(shared) = &app.shared {
+        return Ok(json!({
+            "message": format!(
+                "Tracker state is kept in the shared store ({}); every change is written as it is made",
+                shared.store.shown()
+            ),
+        }));
+    }
     let report = app.save().map_err(ApiError::Internal)?;
     Ok(json!({
         "message": "Tracker state saved",

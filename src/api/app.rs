@@ -15,6 +15,8 @@ use crate::api::config::Config;
 use crate::api::events::Events;
 use crate::api::limits;
 use crate::api::metrics::Metrics;
+use crate::api::shared::{parse_counts, Shared};
+use crate::store::redis::keys;
 use crate::store::state;
 use crate::store::swarm::Swarm;
 use crate::store::users::Users;
@@ -24,6 +26,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub struct App {
     pub config: Config,
+    /// The shared store (`--store redis://…`); `None`: the state file.
+    pub shared: Option<Shared>,
     pub swarm: Swarm,
     pub users: Users,
     pub metrics: Metrics,
@@ -55,9 +59,19 @@ pub struct SaveReport {
 }
 
 impl App {
-    pub fn new(config: Config, swarm: Swarm, users: Users, loaded_legacy_file: bool) -> App {
+    pub fn new(
+        config: Config,
+        swarm: Swarm,
+        users: Users,
+        loaded_legacy_file: bool,
+        shared: Option<Shared>,
+    ) -> App {
         App {
-            files: TorrentFiles::beside(&config.state_file),
+            files: match &shared {
+                Some(shared) => TorrentFiles::shared(std::sync::Arc::clone(&shared.store)),
+                None => TorrentFiles::beside(&config.state_file),
+            },
+            shared,
             events: Events::new(config.max_event_clients),
             sign_in_limits: limits::Limits::default(),
             config,
@@ -107,6 +121,15 @@ impl App {
 
     /// Snapshots the swarm (one shard lock at a time), then serializes and writes outside any lock.
     pub fn save(&self) -> Result<SaveReport, String> {
+        if self.shared.is_some() {
+            // Every change is in the store the moment it is made.
+            return Ok(SaveReport {
+                torrents: 0,
+                peers: 0,
+                bytes: 0,
+                millis: 0,
+            });
+        }
         let mut saved = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         // Counted before the copy: a change made while it is taken makes the next timed save write.
         let changes = self.changes();
@@ -215,7 +238,7 @@ impl App {
     /// The events loop: once a second, counts that changed become live events, until shutdown.
     pub fn run_events(&self) {
         while !self.wait_for_shutdown(Some(Duration::from_secs(1))) {
-            self.events.tick(&self.swarm);
+            self.events.tick(&self.swarm, || self.counts());
         }
     }
 
@@ -300,8 +323,174 @@ impl App {
         let slot = now / crate::store::history::FINE_STEP;
         let mut last = self.sampled_slot.lock().unwrap_or_else(|p| p.into_inner());
         if *last != slot {
-            *last = slot;
-            self.swarm.sample_history(now);
+            let Some(shared) = &self.shared else {
+                *last = slot;
+                self.swarm.sample_history(now);
+                return;
+            };
+            // One instance samples each slot; the others load what it wrote.
+            match shared.sample_history(&self.swarm, slot, now) {
+                Ok(_) => *last = slot,
+                Err(e) => warn!("peers-over-time sample not taken: {e}"),
+            }
+        }
+    }
+
+    /// With a shared store, settles a pending registration that names `hash` (its first announce
+    /// or scrape) in the store, before the store serves it. Cheap when nothing is pending.
+    pub fn claim_pending(&self, hash: &InfoHash) -> Result<(), crate::store::redis::Unavailable> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        if !self.swarm.is_pending(hash) {
+            return Ok(());
+        }
+        let now = self.now();
+        let write = shared.begin(&self.swarm, &self.users, now)?;
+        // Another instance may have settled it meanwhile (the copy was just brought up to date).
+        if !self.swarm.is_pending(hash) {
+            write.abandon();
+            return Ok(());
+        }
+        self.swarm.claim_pending(hash, now);
+        write.commit(
+            &self.swarm,
+            &self.users,
+            crate::api::shared::Writes::Index,
+            Some(*hash),
+            now,
+        )
+    }
+
+    /// (torrents, seeders, leechers) of the whole tracker: the shared store's when there is one
+    /// (this instance's copy holds only registered torrents), else this process's.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        if let Some(shared) = &self.shared {
+            match shared.store.totals() {
+                Ok(counts) => return counts,
+                Err(e) => warn!("{e}; counting registered torrents only"),
+            }
+        }
+        self.swarm.counts()
+    }
+
+    /// Brings this instance's copy of the shared store up to date (a no-op with a state file);
+    /// what another instance changed in the index becomes a live event here too. With
+    /// `accounting`, users' totals are read again as well (for a request that shows them).
+    pub fn sync(&self, accounting: bool) -> Result<(), crate::store::redis::Unavailable> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let applied = shared.sync(&self.swarm, &self.users, self.now())?;
+        if accounting {
+            shared.refresh_accounting(&self.users)?;
+        }
+        for entry in applied.iter().filter(|e| !shared.is_own(e)) {
+            if entry.kind != "torrent" {
+                continue;
+            }
+            let Ok(hash) = InfoHash::from_hex(&entry.key) else {
+                continue;
+            };
+            match self.swarm.entry(&hash) {
+                Some((hash, info, counts)) => {
+                    let found = crate::api::catalog::Found { hash, info, counts };
+                    let json = crate::api::index::summary_json(&found);
+                    self.events.publish("updated", &json);
+                }
+                None => self
+                    .events
+                    .publish("removed", &serde_json::json!({ "info_hash": entry.key })),
+            }
+        }
+        Ok(())
+    }
+
+    /// The subscriber loop of a shared store: the counts the announce scripts publish, and
+    /// changes of records, as they happen; after a lost connection, everything is read again.
+    pub fn run_subscriber(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut lost = false;
+        while !self.is_shutting_down() {
+            let mut connection = match shared.store.dial(Duration::from_millis(500)) {
+                Ok(c) => c,
+                Err(e) => {
+                    if !lost {
+                        warn!("{e}; retrying every second");
+                        lost = true;
+                    }
+                    if self.wait_for_shutdown(Some(Duration::from_secs(1))) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut pubsub = connection.as_pubsub();
+            if pubsub.subscribe(&[keys::COUNTS, keys::CHANGES]).is_err() {
+                continue;
+            }
+            // Whatever happened while nobody listened.
+            let caught_up = self
+                .sync(false)
+                .and_then(|()| shared.refresh_counts(&self.swarm, &self.swarm.registered()));
+            if let Err(e) = caught_up {
+                warn!("{e}");
+                continue;
+            }
+            if lost {
+                info!("the shared store at {} is back", shared.store.shown());
+            }
+            loop {
+                if self.is_shutting_down() {
+                    return;
+                }
+                let message = match pubsub.get_message() {
+                    Ok(message) => message,
+                    Err(e) if e.is_timeout() => continue,
+                    Err(e) => {
+                        warn!("lost the shared store's updates: {e}; reconnecting");
+                        lost = true;
+                        break;
+                    }
+                };
+                if message.get_channel_name() == keys::COUNTS {
+                    if let Some((hash, counts)) = parse_counts(message.get_payload_bytes()) {
+                        self.swarm.set_shared_counts(&hash, counts);
+                    }
+                } else if let Err(e) = self.sync(false) {
+                    warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Expires peers in the shared store's swarms that are due (any instance may; the script
+    /// makes it safe to run at once from several).
+    fn sweep_shared(&self, shared: &Shared) {
+        let cutoff = self
+            .now()
+            .saturating_sub(self.config.swarm.peer_timeout_secs);
+        let (mut swarms, mut peers) = (0, 0);
+        loop {
+            match shared.store.sweep(cutoff, 1000) {
+                Ok((0, _)) => break,
+                Ok((s, p)) => {
+                    swarms += s;
+                    peers += p;
+                    if s < 1000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!("expiring peers in the shared store: {e}");
+                    break;
+                }
+            }
+        }
+        if peers > 0 {
+            log::debug!("expired {peers} peers in {swarms} shared swarms");
         }
     }
 
@@ -314,6 +503,10 @@ impl App {
         let mut last_save = Instant::now();
         while !self.wait_for_shutdown(Some(tick)) {
             self.sample_history();
+            if let Some(shared) = &self.shared {
+                self.sweep_shared(shared);
+                continue;
+            }
             let (peers, torrents) = self.swarm.sweep(self.now());
             if peers + torrents > 0 {
                 log::debug!(

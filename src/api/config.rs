@@ -20,6 +20,8 @@ pub struct Config {
     /// The certificate chain and key files (PEM) of the HTTPS addresses.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub state_file: PathBuf,
+    /// A shared store (`redis://…`) instead of the state file; several instances may use it.
+    pub store: Option<String>,
     /// `None`: save only on demand and at exit.
     pub save_every: Option<Duration>,
     pub swarm: SwarmConfig,

@@ -13,6 +13,7 @@ use crate::api::index;
 use crate::api::metrics::{Endpoint, Gauges};
 pub use crate::api::reply::Reply;
 use crate::api::routes::{self, Need, Route};
+use crate::api::shared::{Shared, Writes};
 use crate::api::{accounts, bittorrent, events, feeds, openapi, web};
 use crate::error::ApiError;
 use crate::protocol::http;
@@ -85,6 +86,16 @@ impl Prepared {
         let mut who = Who::Anonymous;
         let mut signed_in = None;
         let route = routes::resolve(&request.method, &path).and_then(|route| {
+            // With a shared store, users, sessions and the index are read again first when
+            // another instance changed them. Announces and scrapes go to the store itself.
+            if !matches!(route, Route::Announce { .. } | Route::Scrape { .. }) {
+                let accounting = matches!(
+                    route,
+                    Route::ListUsers | Route::ShowUser(_) | Route::Me | Route::ShowSession
+                );
+                app.sync(accounting)
+                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            }
             (who, signed_in) = authorize(app, &route, &request, &query, client)?;
             Ok(route)
         });
@@ -419,11 +430,77 @@ fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
             | Route::RemoveTorrent(_)
     );
     let removal = matches!(route, Route::RemoveTorrent(_));
-    let reply = answer(app, route, req);
+    let reply = match (&app.shared, writes(&route)) {
+        (Some(shared), Some(writes)) => answer_shared(app, shared, writes, route, req),
+        _ => answer(app, route, req),
+    };
     if changes_index && (200..300).contains(&reply.status) {
         publish_change(app, &reply, removal);
     }
     reply
+}
+
+/// What a route may change in a shared store (reads change nothing there: announces and
+/// scrapes write through the store's scripts).
+fn writes(route: &Route) -> Option<Writes> {
+    match route {
+        Route::CreateUser
+        | Route::DeleteUser(_)
+        | Route::RotateUser(_)
+        | Route::DisableUser(_)
+        | Route::EnableUser(_)
+        | Route::UserToken(_)
+        | Route::SetRole(_)
+        | Route::InviteUser(_)
+        | Route::AcceptInvite(_)
+        | Route::SignIn
+        | Route::SignOut
+        | Route::MyToken
+        | Route::MyPasskey => Some(Writes::Users),
+        Route::UploadTorrent
+        | Route::RegisterTorrent
+        | Route::EditTorrent(_)
+        | Route::RemoveTorrent(_) => Some(Writes::Index),
+        _ => None,
+    }
+}
+
+/// A change with a shared store: under its write lock, on a current copy, and written back with
+/// a log entry. If the store cannot take it, the caller gets a 503 and this instance reloads
+/// its copy before the next request (so it serves nothing the store does not hold).
+fn answer_shared(
+    app: &App,
+    shared: &Shared,
+    writes: Writes,
+    route: Route,
+    req: &Prepared,
+) -> Reply {
+    let now = app.now();
+    let write = match shared.begin(&app.swarm, &app.users, now) {
+        Ok(write) => write,
+        Err(e) => return Reply::error(ApiError::Unavailable(e.to_string())),
+    };
+    let reply = answer(app, route, req);
+    if !(200..300).contains(&reply.status) {
+        write.abandon();
+        return reply;
+    }
+    let hash = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| {
+            v["info_hash"]
+                .as_str()
+                .and_then(|h| InfoHash::from_hex(h).ok())
+        });
+    match write.commit(&app.swarm, &app.users, writes, hash, now) {
+        Ok(()) => reply,
+        Err(e) => {
+            error!("a change could not be written to the shared store: {e}");
+            Reply::error(ApiError::Unavailable(format!(
+                "{e}; nothing was changed, try again"
+            )))
+        }
+    }
 }
 
 /// The live event for a change of the index that `reply` reports: `removed`, or `added` /
@@ -487,7 +564,7 @@ fn answer(app: &App, route: Route, req: &Prepared) -> Reply {
         }
         Route::Stats => Ok(admin::stats(swarm, now)),
         Route::Metrics => {
-            let (torrents, seeders, leechers) = swarm.counts();
+            let (torrents, seeders, leechers) = app.counts();
             let gauges = Gauges {
                 torrents,
                 seeders,
@@ -637,10 +714,10 @@ fn announce_base(app: &App, req: &Prepared) -> admin::AnnounceBase {
 }
 
 fn announce(app: &App, query: &str, passkey: Option<&str>, ip: IpAddr, now: u64) -> Reply {
-    let outcome = bittorrent::passkey_user(app, passkey, query, now).and_then(|user| {
+    let outcome = bittorrent::passkey_user(app, passkey, query, now).and_then(|caller| {
         let req = protocol::parse_announce(query, ip)?;
         let mut answer = AnnounceResponse::default();
-        bittorrent::announce(app, user, &req, now, Family::Any, &mut answer)?;
+        bittorrent::announce(app, &caller, &req, now, Family::Any, &mut answer)?;
         Ok(protocol::encode_announce(&answer, req.style))
     });
     outcome.map_or_else(|e| Reply::failure(&e), Reply::plain)
@@ -653,9 +730,10 @@ fn wants_scrape_json(req: &Prepared) -> bool {
 
 fn scrape(app: &App, req: &Prepared, passkey: Option<&str>, now: u64) -> Reply {
     let json = wants_scrape_json(req);
-    let found = bittorrent::passkey_user(app, passkey, &req.query, now)
-        .and_then(|_| protocol::parse_scrape(&req.query))
-        .and_then(|hashes| app.swarm.scrape(&hashes, now));
+    let found = bittorrent::passkey_user(app, passkey, &req.query, now).and_then(|caller| {
+        let hashes = protocol::parse_scrape(&req.query)?;
+        bittorrent::scrape(app, &caller, &hashes, now)
+    });
     match found {
         Ok(found) if json => Reply::json(200, &admin::scrape_json(found)),
         Ok(found) => {

@@ -190,7 +190,7 @@ impl Events {
 
     /// Once a second: an event for each registered torrent whose counts changed, the totals if
     /// they changed, and every [`HEARTBEAT_TICKS`] a heartbeat.
-    pub fn tick(&self, swarm: &Swarm) {
+    pub fn tick(&self, swarm: &Swarm, totals: impl FnOnce() -> (usize, usize, usize)) {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         let changed = swarm.take_changed();
         let mut events: Vec<(&str, Option<InfoHash>, Value)> = changed
@@ -209,7 +209,7 @@ impl Events {
             })
             .collect();
         if !events.is_empty() || tick % HEARTBEAT_TICKS == 1 {
-            let totals = swarm.counts();
+            let totals = totals();
             let mut last = self.last_totals.lock().unwrap_or_else(|p| p.into_inner());
             if *last != totals {
                 *last = totals;
@@ -326,7 +326,7 @@ mod tests {
             };
             swarm.announce(&req, 0, 2).unwrap();
         }
-        events.tick(&swarm);
+        events.tick(&swarm, || swarm.counts());
         let mut followed = Vec::new();
         events.write_since(0, Some(&[InfoHash([1; 20])]), &mut followed);
         assert!(
@@ -340,7 +340,7 @@ mod tests {
         assert!(out.contains("\"leechers\":5"), "{out}");
         assert!(out.contains("event: totals"), "{out}");
         let before = events.newest();
-        events.tick(&swarm);
+        events.tick(&swarm, || swarm.counts());
         assert_eq!(events.newest(), before, "nothing changed, nothing sent");
     }
 }

@@ -405,7 +405,7 @@ pub fn history(app: &App, text: &str) -> Result<Value, ApiError> {
 
 /// `GET /api/v1/stats`: the tracker's totals.
 pub fn totals(app: &App) -> Value {
-    let (torrents, seeders, leechers) = app.swarm.counts();
+    let (torrents, seeders, leechers) = app.counts();
     let registered = app
         .swarm
         .select(|_, info, _, counts| Some((info.stored, counts.downloaded)));

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reply;
 pub mod routes;
+pub mod shared;
 pub mod web;
 
 use serde::{Deserialize, Serialize};

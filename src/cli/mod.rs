@@ -56,15 +56,50 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum StateAction {
-    /// Write the state in another tracker's format: `state export --legacy OUT` writes what the
-    /// Python tracker loads (torrents, metadata, peers; not users, passkeys or completion counts).
+    /// Write the state to a file: `state export --store redis://… OUT` writes a shared store's
+    /// whole state as a state file (to switch back to one); `state export --legacy OUT` writes
+    /// what the Python tracker loads (torrents, metadata, peers; not users, passkeys or
+    /// completion counts).
+    #[command(group(clap::ArgGroup::new("from").required(true).args(["legacy", "store"])))]
     Export {
-        /// The Python/Flask tracker's tracker_state.json layout (the one format there is so far).
-        #[arg(long, required = true)]
+        /// The Python/Flask tracker's tracker_state.json layout, from --state-file.
+        #[arg(long)]
         legacy: bool,
+        /// The shared store to export: redis://[:password@]host:port/db or rediss://.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "TINYTRACKER_STORE",
+            hide_env_values = true
+        )]
+        store: Option<String>,
         /// Where to write; an existing file is not overwritten.
         out: PathBuf,
         /// The state file to read (save it first, or stop the tracker, for its latest state).
+        #[arg(
+            long,
+            value_name = "PATH",
+            env = "TINYTRACKER_STATE_FILE",
+            default_value = "tracker_state.json"
+        )]
+        state_file: PathBuf,
+    },
+    /// Move a state file (and its stored .torrent files) into a shared store, to run several
+    /// instances on it with --store.
+    Import {
+        /// The shared store: redis://[:password@]host:port/db or rediss://.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "TINYTRACKER_STORE",
+            hide_env_values = true
+        )]
+        store: String,
+        /// Delete the tracker state the store holds first (without it, a store that holds one
+        /// is refused).
+        #[arg(long)]
+        replace: bool,
+        /// The state file to read (stop the tracker first, so it is complete).
         #[arg(
             long,
             value_name = "PATH",
@@ -216,6 +251,15 @@ pub struct ServeArgs {
         default_value = "tracker_state.json"
     )]
     pub state_file: PathBuf,
+
+    /// Keep the state in Redis instead of the state file, so several instances serve one tracker: redis://[:password@]host:port/db or rediss:// (TLS).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TINYTRACKER_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
 
     /// Seconds between automatic saves; 0 saves only on /save_state, /shutdown and exit.
     #[arg(

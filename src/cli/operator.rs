@@ -36,12 +36,22 @@ pub fn run(command: Command) -> ExitCode {
 
 /// `tinytracker state …`: reads the state file itself.
 fn state(action: StateAction) -> ExitCode {
-    let StateAction::Export {
-        legacy: _,
-        out,
-        state_file,
-    } = action;
-    match export_legacy(&state_file, &out) {
+    let outcome = match action {
+        StateAction::Export {
+            store: Some(url),
+            out,
+            ..
+        } => export_store(&url, &out),
+        StateAction::Export {
+            out, state_file, ..
+        } => export_legacy(&state_file, &out),
+        StateAction::Import {
+            store,
+            replace,
+            state_file,
+        } => import_store(&store, replace, &state_file),
+    };
+    match outcome {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -51,6 +61,72 @@ fn state(action: StateAction) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn shared_store(url: &str) -> Result<crate::api::shared::Shared, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = crate::store::redis::RedisStore::connect(url)?;
+    Ok(crate::api::shared::Shared::new(std::sync::Arc::new(store)))
+}
+
+fn import_store(url: &str, replace: bool, state_file: &std::path::Path) -> Result<String, String> {
+    let started = std::time::Instant::now();
+    let loaded = crate::store::state::load(state_file)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no state file at {}", state_file.display()))?;
+    let shared = shared_store(url)?;
+    let store = &shared.store;
+    if !store.is_empty().map_err(|e| e.to_string())? {
+        if !replace {
+            return Err(format!(
+                "{} already holds a tracker's state; nothing imported (--replace deletes it first)",
+                store.shown()
+            ));
+        }
+        store.clear().map_err(|e| e.to_string())?;
+    }
+    let files = crate::store::torrent_files::TorrentFiles::beside(state_file);
+    let moved = shared.import(loaded, &files, now_unix()).map_err(|e| {
+        format!("{e}; the store may hold part of the import: run it again with --replace")
+    })?;
+    Ok(format!(
+        "imported {} torrents, {} peers, {} users and {} stored .torrent files from {} into {} in {} ms",
+        moved.torrents,
+        moved.peers,
+        moved.users,
+        moved.files,
+        state_file.display(),
+        store.shown(),
+        started.elapsed().as_millis()
+    ))
+}
+
+fn export_store(url: &str, out: &std::path::Path) -> Result<String, String> {
+    let started = std::time::Instant::now();
+    if out.exists() {
+        return Err(format!(
+            "{} exists; nothing written (an existing file is not overwritten)",
+            out.display()
+        ));
+    }
+    let shared = shared_store(url)?;
+    let moved = shared.export(out, now_unix())?;
+    Ok(format!(
+        "exported {} torrents, {} peers, {} users and {} stored .torrent files from {} to {} in {} ms",
+        moved.torrents,
+        moved.peers,
+        moved.users,
+        moved.files,
+        shared.store.shown(),
+        out.display(),
+        started.elapsed().as_millis()
+    ))
 }
 
 fn export_legacy(state_file: &std::path::Path, out: &std::path::Path) -> Result<String, String> {

@@ -66,6 +66,7 @@ pub fn config(cli: ServeArgs) -> anyhow::Result<Config> {
         tls_binds,
         tls,
         state_file: cli.state_file,
+        store: cli.store,
         save_every: (cli.save_interval > 0).then(|| Duration::from_secs(cli.save_interval)),
         swarm,
         workers,

@@ -352,13 +352,13 @@ impl Worker {
                     style: PeerStyle::Compact,
                 };
                 let done =
-                    bittorrent::passkey_user(&self.app, passkey, query, now).and_then(|user| {
+                    bittorrent::passkey_user(&self.app, passkey, query, now).and_then(|caller| {
                         if a.port == 0 {
                             return Err(ProtocolError::InvalidPort);
                         }
                         bittorrent::announce(
                             &self.app,
-                            user,
+                            &caller,
                             &req,
                             now,
                             self.family,
@@ -394,8 +394,9 @@ impl Worker {
                 let hashes = hashes
                     .chunks_exact(20)
                     .map(|h| InfoHash(h.try_into().expect("20 bytes")));
-                let done = bittorrent::passkey_user(&self.app, None, "", now)
-                    .and_then(|_| self.app.swarm.scrape_counts(hashes, now, &mut self.scrape));
+                let done = bittorrent::passkey_user(&self.app, None, "", now).and_then(|caller| {
+                    bittorrent::scrape_counts(&self.app, &caller, hashes, now, &mut self.scrape)
+                });
                 match done {
                     Ok(()) => {
                         let rows = self.scrape.iter().map(|c| {
