@@ -4,6 +4,8 @@
 # Installs what the end-to-end tests need, if missing, then runs every test:
 #   - Debian's python3-libtorrent, for /usr/bin/python3 (a real BitTorrent client), and python3-venv;
 #   - the clients of the real-client matrix: qbittorrent-nox, transmission-cli and aria2;
+#   - Debian's redis-server, for the shared-store tests (each test starts its own on a free
+#     loopback port in a temporary directory; the package's system service is kept from starting);
 #   - a real browser for the web page's tests: chromium, chromium-driver and python3-selenium (for
 #     /usr/bin/python3), with fonts-liberation so pages render text;
 #   - requests and bencodepy from PyPI (the legacy add_torrent_info client) into a virtual
@@ -23,13 +25,22 @@ command -v transmission-cli >/dev/null || missing+=(transmission-cli)
 command -v aria2c >/dev/null || missing+=(aria2)
 command -v curl >/dev/null || missing+=(curl ca-certificates)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
+command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || missing+=(python3-selenium)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # No package may start a system service (redis-server's would take port 6379): policy-rc.d
+    # answers "not now" to every start while the install runs.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$added_policy" ]; then rm -f "$policy"; fi
 fi
 /usr/bin/python3 -c 'import libtorrent; print("==> libtorrent", libtorrent.__version__, "for /usr/bin/python3")'
 

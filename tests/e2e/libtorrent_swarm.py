@@ -17,6 +17,10 @@ SWARM_ORIGINAL_TRACKER instead, and after registering (an upload) both clients u
 at SWARM_DOWNLOAD_URL: libtorrent parses it, its info hashes must equal the original's and its only
 tracker must be ANNOUNCE_URL (the tracker put the user's passkey URL in).
 
+With SWARM_LEECHER_ANNOUNCE_URL set, the leecher announces there instead (another instance of a
+tracker sharing one store): it can only learn of the seeder through the shared swarm. The scrape
+that checks the completion still asks ANNOUNCE_URL's tracker.
+
 Run with Debian's interpreter, which has python3-libtorrent (2.0):
 
     /usr/bin/python3 tests/e2e/libtorrent_swarm.py ANNOUNCE_URL WORK_DIR [REGISTER COMMAND...]
@@ -88,6 +92,8 @@ class Client:
             }
         )
         self.handle = self.session.add_torrent({"ti": torrent, "save_path": save_path})
+        if announce_url not in [t.url for t in torrent.trackers()]:
+            self.handle.replace_trackers([lt.announce_entry(announce_url)])
 
     def pump(self):
         """Moves pending alerts to LOG and counts successful tracker replies."""
@@ -123,6 +129,7 @@ class Client:
 KIND = os.environ.get("SWARM_KIND", "v1")
 DOWNLOAD_URL = os.environ.get("SWARM_DOWNLOAD_URL")
 ORIGINAL_TRACKER = os.environ.get("SWARM_ORIGINAL_TRACKER")
+LEECHER_URL = os.environ.get("SWARM_LEECHER_ANNOUNCE_URL")
 
 
 def make_torrent(announce_url, data_dir):
@@ -223,7 +230,7 @@ def run(announce_url, work_dir, register_command):
         # since the tracker is the only way the leecher can learn of it.
         wait_until("the seeder to check its data and announce", 30, clients,
                    lambda: seeder.status().is_seeding and seeder.replies > 0)
-        leecher = Client("leecher", torrent, leech_dir, announce_url)
+        leecher = Client("leecher", torrent, leech_dir, LEECHER_URL or announce_url)
         clients.append(leecher)
         print("seeder on 127.0.0.1:%d, leecher on 127.0.0.1:%d" % (
             seeder.session.listen_port(), leecher.session.listen_port()))

@@ -496,3 +496,103 @@ pub fn https_tracker(certs: &Certificates, args: &[&str]) -> (Tracker, SocketAdd
     let addr = tracker.next_tls_address();
     (tracker, addr)
 }
+
+/// A private `redis-server` for one test: on a free loopback port, in its own temporary
+/// directory, with every write appended and synced to disk (so a restart keeps what was written),
+/// stopped when dropped. No system service is involved.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        assert!(
+            Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "redis-server is missing: run bash tools/test.sh, which installs Debian's redis-server"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A port that was free a moment ago may be taken by the time Redis binds it: try again.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if let Some(child) = launch_redis(port, dir.path()) {
+                return Redis {
+                    child: Some(child),
+                    port,
+                    dir,
+                };
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills it (SIGKILL: no chance to save), as a crash or a lost host would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory, after [`Redis::kill`].
+    pub fn restart(&mut self) {
+        self.child = launch_redis(self.port, self.dir.path());
+        assert!(
+            self.child.is_some(),
+            "redis-server did not start again on {}",
+            self.port
+        );
+    }
+}
+
+/// Starts redis-server on `port` with its files in `dir`; `Some` once it accepts connections.
+fn launch_redis(port: u16, dir: &Path) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting redis-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Ready to accept connections"));
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    if ready {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

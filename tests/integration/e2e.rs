@@ -204,7 +204,7 @@ fn download_through(tracker: &Tracker, announce_url: &str, register: &[&str]) ->
 }
 
 /// The same with the script's settings in `env` (SWARM_KIND, SWARM_DOWNLOAD_URL, …).
-fn download_through_as(
+pub fn download_through_as(
     tracker: &Tracker,
     announce_url: &str,
     register: &[&str],
@@ -550,7 +550,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// A single-file torrent whose info hash has an ambiguous legacy text form (about 1 in 5,500
 /// hashes does); returns the .torrent bytes and the hash.
-fn ambiguous_torrent() -> (Vec<u8>, [u8; 20]) {
+pub fn ambiguous_torrent() -> (Vec<u8>, [u8; 20]) {
     use sha1::{Digest, Sha1};
     for n in 0..1_000_000u32 {
         let name = format!("ambiguous-{n}");

@@ -14,7 +14,7 @@ use crate::e2e::{require_python, script};
 /// How long a test waits for the next line of the reader before failing.
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Reader {
+pub struct Reader {
     child: Child,
     lines: Receiver<String>,
 }
@@ -22,7 +22,7 @@ struct Reader {
 impl Reader {
     /// Starts `read_events.py` on `url`, stopping after `count` events; waits for its first line
     /// (the status), and returns it with the reader.
-    fn start(url: &str, count: usize, last_event_id: Option<u64>) -> (Reader, Value) {
+    pub fn start(url: &str, count: usize, last_event_id: Option<u64>) -> (Reader, Value) {
         require_python(
             "python3",
             "requests",
@@ -56,14 +56,14 @@ impl Reader {
         (reader, status)
     }
 
-    fn line(&mut self) -> String {
+    pub fn line(&mut self) -> String {
         self.lines
             .recv_timeout(WAIT)
             .unwrap_or_else(|_| panic!("the event reader said nothing for {WAIT:?}"))
     }
 
     /// The next event that is not a `totals` one.
-    fn event(&mut self) -> Value {
+    pub fn event(&mut self) -> Value {
         loop {
             let event: Value = serde_json::from_str(&self.line()).unwrap();
             if event["event"] != "totals" {
@@ -80,7 +80,7 @@ impl Drop for Reader {
     }
 }
 
-fn data(event: &Value) -> Value {
+pub fn data(event: &Value) -> Value {
     serde_json::from_str(event["data"].as_str().unwrap()).unwrap()
 }
 

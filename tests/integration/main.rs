@@ -20,6 +20,7 @@ mod persistence;
 mod private;
 mod readme;
 mod scrape;
+mod shared_store;
 mod single_owner;
 mod udp;
 mod web;
