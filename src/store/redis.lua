@@ -4,7 +4,8 @@
 --
 -- Keys (H = the 20 raw bytes of an info hash; a peer key is '4' or '6', the peer's address as in
 -- a compact answer (4 or 16 bytes of IP, 2 of port), then the name of its user, if any):
---   tt:t:H       hash  r = 1 registered / 0 only announced, c = completions
+--   tt:t:H       hash  r = 1 registered / 0 only announced, c = completions, s and l = its
+--                      seeders and leechers (kept as peers come, change and go)
 --   tt:z:H       zset  peer key -> last seen (Unix seconds)
 --   tt:p:H       hash  peer key -> peer id (20 bytes) .. uploaded, downloaded, left, completed
 --   tt:s4:H ...  sets  peer keys of seeders and leechers, per address family (s4 s6 l4 l6)
@@ -28,10 +29,10 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- (seeders, leechers, completions, registered flag) of `h`: one call.
 local function counts(h)
-  local s = redis.call('SCARD', P .. 's4:' .. h) + redis.call('SCARD', P .. 's6:' .. h)
-  local l = redis.call('SCARD', P .. 'l4:' .. h) + redis.call('SCARD', P .. 'l6:' .. h)
-  return s, l, num(redis.call('HGET', P .. 't:' .. h, 'c'))
+  local t = redis.call('HMGET', P .. 't:' .. h, 's', 'l', 'c', 'r')
+  return num(t[1]), num(t[2]), num(t[3]), t[4]
 end
 
 local function ip_field(key)
@@ -41,10 +42,17 @@ local function ip_field(key)
   return string.sub(key, 1, 17)
 end
 
--- Forgets peers of `h` (keys in `gone`), whichever set they are in.
+-- Counts a peer in (delta 1) or out (-1) of class 's' or 'l'.
+local function count(h, class, delta)
+  redis.call('HINCRBY', P .. 't:' .. h, class, delta)
+  redis.call('HINCRBY', P .. 'totals', class, delta)
+end
+
+-- Forgets peers of `h` (keys in `gone`), whichever set they are in. Returns (seeders, leechers)
+-- removed.
 local function forget(h, gone)
   if #gone == 0 then
-    return
+    return 0, 0
   end
   local ds, dl = 0, 0
   local ipk = P .. 'ip:' .. h
@@ -65,18 +73,19 @@ local function forget(h, gone)
     redis.call('HDEL', P .. 'p:' .. h, unpack(gone, i, last))
     redis.call('ZREM', P .. 'z:' .. h, unpack(gone, i, last))
   end
-  if ds > 0 then redis.call('HINCRBY', P .. 'totals', 's', -ds) end
-  if dl > 0 then redis.call('HINCRBY', P .. 'totals', 'l', -dl) end
+  if ds > 0 then count(h, 's', -ds) end
+  if dl > 0 then count(h, 'l', -dl) end
+  return ds, dl
 end
 
+-- Forgets the peers of `h` not seen since `cutoff`; returns (seeders, leechers) removed.
 local function expire(h, cutoff)
-  local gone = redis.call('ZRANGEBYSCORE', P .. 'z:' .. h, '-inf', cutoff)
-  forget(h, gone)
-  return #gone
+  return forget(h, redis.call('ZRANGEBYSCORE', P .. 'z:' .. h, '-inf', cutoff))
 end
 
--- After a change of `h`: its place in the expiry index, and no trace of a torrent nobody
--- registered once its last peer is gone (an open tracker keeps no empty torrents).
+-- After its oldest peer may have changed: the place of `h` in the expiry index, and no trace of
+-- a torrent nobody registered once its last peer is gone (an open tracker keeps no empty
+-- torrents).
 local function settle(h)
   local oldest = redis.call('ZRANGE', P .. 'z:' .. h, 0, 0, 'WITHSCORES')
   if #oldest > 0 then
@@ -90,16 +99,9 @@ local function settle(h)
   end
 end
 
--- Publishes the counts of a registered torrent if they differ from before; returns them.
-local function publish(h, before_s, before_l, before_c)
-  local s, l, c = counts(h)
-  if s == before_s and l == before_l and c == before_c then
-    return s, l, c
-  end
-  if redis.call('HGET', P .. 't:' .. h, 'r') == '1' then
-    redis.call('PUBLISH', P .. 'counts', h .. s .. ' ' .. l .. ' ' .. int(c))
-  end
-  return s, l, c
+-- Publishes the counts of a registered torrent.
+local function publish(h, s, l, c)
+  redis.call('PUBLISH', P .. 'counts', h .. s .. ' ' .. l .. ' ' .. int(c))
 end
 
 local function canonical(h)
@@ -107,8 +109,8 @@ local function canonical(h)
 end
 
 -- Up to `want` random peers of the sets `names`, shared out by their sizes, leaving out `self`;
--- each as the address bytes and peer id, appended to out4 or out6.
-local function sample(h, names, want, self, out4, out6)
+-- each as its address bytes (and its peer id with `ids`), appended to out4 or out6.
+local function sample(h, names, want, self, ids, out4, out6)
   local sizes, total = {}, 0
   for i, name in ipairs(names) do
     sizes[i] = redis.call('SCARD', name)
@@ -124,11 +126,19 @@ local function sample(h, names, want, self, out4, out6)
       share = math.ceil(want * sizes[i] / total)
     end
     if share > 0 then
-      -- One more, in case the announcing peer itself is drawn.
-      local drawn = redis.call('SRANDMEMBER', name, share + 1)
-      local taken = 0
+      -- A small set is taken whole. From a larger one, draws with repetition (a negative count:
+      -- O(count), where a distinct draw of a large part of a set copies the whole set), twice
+      -- as many as wanted, the repeats and the announcing peer itself left out.
+      local drawn
+      if sizes[i] <= share + 1 then
+        drawn = redis.call('SMEMBERS', name)
+      else
+        drawn = redis.call('SRANDMEMBER', name, -(2 * share + 2))
+      end
+      local taken, seen = 0, {}
       for _, key in ipairs(drawn) do
-        if key ~= self and taken < share and #keys < want then
+        if key ~= self and not seen[key] and taken < share and #keys < want then
+          seen[key] = true
           keys[#keys + 1] = key
           taken = taken + 1
         end
@@ -138,15 +148,19 @@ local function sample(h, names, want, self, out4, out6)
   if #keys == 0 then
     return
   end
-  local values = redis.call('HMGET', P .. 'p:' .. h, unpack(keys))
+  local values = {}
+  if ids then
+    values = redis.call('HMGET', P .. 'p:' .. h, unpack(keys))
+  end
   for i, key in ipairs(keys) do
-    local value = values[i]
-    if value then
-      if string.sub(key, 1, 1) == '4' then
-        out4[#out4 + 1] = string.sub(key, 2, 7) .. string.sub(value, 1, 20)
-      else
-        out6[#out6 + 1] = string.sub(key, 2, 19) .. string.sub(value, 1, 20)
-      end
+    local id = ''
+    if ids then
+      id = values[i] and string.sub(values[i], 1, 20) or string.rep('\0', 20)
+    end
+    if string.sub(key, 1, 1) == '4' then
+      out4[#out4 + 1] = string.sub(key, 2, 7) .. id
+    else
+      out6[#out6 + 1] = string.sub(key, 2, 19) .. id
     end
   end
 end

@@ -13,7 +13,7 @@ use redis::{Connection, Value};
 use crate::error::ProtocolError;
 use crate::protocol::ids::{InfoHash, PeerId};
 use crate::protocol::ScrapeCounts;
-use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, Family};
+use crate::protocol::{AnnouncePeer, AnnounceRequest, AnnounceResponse, Event, Family, PeerStyle};
 use crate::store::swarm::{Peer, SwarmConfig};
 
 const PRELUDE: &str = include_str!("redis.lua");
@@ -267,6 +267,8 @@ impl RedisStore {
             Family::V4 => "4",
             Family::V6 => "6",
         };
+        // Compact answers carry addresses only: peer ids are fetched when the answer shows them.
+        let ids = matches!(req.style, PeerStyle::Dicts { with_peer_id: true });
         let mut con = self.connection()?;
         let reply: Vec<Value> = con.run(|c| {
             self.announce
@@ -286,6 +288,7 @@ impl RedisStore {
                 .arg(family)
                 .arg(config.max_peers_per_ip)
                 .arg(config.max_torrents)
+                .arg(u8::from(ids))
                 .invoke(c)
         })?;
         let text = |v: &Value| match v {
@@ -326,14 +329,15 @@ impl RedisStore {
         answer.peers.clear();
         for (at, width) in [(4, 4), (5, 16)] {
             let packed = reply.get(at).map(text).unwrap_or_default();
-            for chunk in packed.chunks_exact(width + 2 + 20) {
+            let id_width = if ids { 20 } else { 0 };
+            for chunk in packed.chunks_exact(width + 2 + id_width) {
                 let ip = if width == 4 {
                     IpAddr::from(<[u8; 4]>::try_from(&chunk[..4]).unwrap_or_default())
                 } else {
                     IpAddr::from(<[u8; 16]>::try_from(&chunk[..16]).unwrap_or_default())
                 };
                 let port = u16::from_be_bytes([chunk[width], chunk[width + 1]]);
-                let id = <[u8; 20]>::try_from(&chunk[width + 2..]).unwrap_or_default();
+                let id = <[u8; 20]>::try_from(&chunk[width + 2..]).unwrap_or([0; 20]);
                 answer.peers.push(AnnouncePeer {
                     peer_id: PeerId(id),
                     addr: SocketAddr::new(ip, port),
@@ -451,29 +455,62 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Puts a saved torrent's peers in place (`names`: the user of each peer, by id).
-    pub fn import_peers(
+    /// Loads the import's scripts, so a pipeline can call them by hash (`EVALSHA`).
+    pub fn load_import_scripts(&self, con: &mut Pooled) -> Result<()> {
+        con.run(|c| {
+            self.import.load(c)?;
+            self.register.load(c)
+        })?;
+        Ok(())
+    }
+
+    /// Adds to `pipe` the putting in place of a saved torrent's peers (each with the name of its
+    /// user, '' for none): [`RedisStore::load_import_scripts`] first.
+    pub fn push_import_peers(
         &self,
-        con: &mut Pooled,
+        pipe: &mut redis::Pipeline,
         hash: &InfoHash,
         registered: bool,
         completions: u64,
-        peers: &[(Peer, &str)],
-    ) -> Result<()> {
-        con.run(|c| {
-            let mut call = self.import.arg(hash.as_bytes());
-            call.arg(u8::from(registered)).arg(completions);
-            for (peer, user) in peers {
-                let mut key = peer_address(&peer.addr);
-                key.extend_from_slice(user.as_bytes());
-                call.arg(key)
-                    .arg(peer_value(peer))
-                    .arg(peer.last_seen_unix)
-                    .arg(u8::from(peer.is_seeder()));
-            }
-            call.invoke::<i64>(c)
-        })?;
-        Ok(())
+        peers: &[(&Peer, &str)],
+    ) {
+        let call = pipe
+            .cmd("EVALSHA")
+            .arg(self.import.get_hash())
+            .arg(0)
+            .arg(hash.as_bytes())
+            .arg(u8::from(registered))
+            .arg(completions);
+        for (peer, user) in peers {
+            let mut key = peer_address(&peer.addr);
+            key.extend_from_slice(user.as_bytes());
+            call.arg(key)
+                .arg(peer_value(peer))
+                .arg(peer.last_seen_unix)
+                .arg(u8::from(peer.is_seeder()));
+        }
+        call.ignore();
+    }
+
+    /// Adds to `pipe` what [`RedisStore::write_torrent`] does for a registered torrent.
+    pub fn push_write_torrent(
+        &self,
+        pipe: &mut redis::Pipeline,
+        hash: &InfoHash,
+        alias: Option<&InfoHash>,
+        record: &str,
+        by: &str,
+    ) {
+        pipe.cmd("EVALSHA")
+            .arg(self.register.get_hash())
+            .arg(0)
+            .arg(hash.as_bytes())
+            .arg(alias.map_or(&[][..], |a| a.as_bytes()))
+            .arg("put")
+            .arg(hash.to_hex())
+            .arg(record)
+            .arg(by)
+            .ignore();
     }
 
     /// The live peers of `hash`, each with the name of its user ('' for none).

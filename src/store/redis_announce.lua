@@ -2,14 +2,15 @@
 -- ARGV: hash, passkey ('' none), passkey required (1/0), registered only (1/0), now, cutoff,
 -- address ('4'/'6' .. compact address), peer id, uploaded, downloaded, left,
 -- event ('', started, completed, stopped), numwant, family ('4', '6', '*'), max peers per IP,
--- max torrents.
--- Returns {'ok', seeders, leechers, completed, peers4, peers6} or {error name, limit}.
+-- max torrents, peer ids wanted in the answer (1/0).
+-- Returns {'ok', seeders, leechers, completed, peers4, peers6} (each peer its address, then its
+-- id if wanted) or {error name, limit}.
 local h, passkey, required = ARGV[1], ARGV[2], ARGV[3] == '1'
-local registered_only, now, cutoff = ARGV[4] == '1', ARGV[5], ARGV[6]
+local registered_only, now, cutoff = ARGV[4] == '1', ARGV[5], tonumber(ARGV[6])
 local address, peer_id = ARGV[7], ARGV[8]
 local up, down, left = num(ARGV[9]), num(ARGV[10]), num(ARGV[11])
 local event, want, family = ARGV[12], num(ARGV[13]), ARGV[14]
-local max_per_ip, max_torrents = num(ARGV[15]), num(ARGV[16])
+local max_per_ip, max_torrents, ids = num(ARGV[15]), num(ARGV[16]), ARGV[17] == '1'
 
 local user = ''
 if passkey ~= '' then
@@ -28,12 +29,9 @@ end
 
 h = canonical(h)
 local tk = P .. 't:' .. h
-local registered = redis.call('HGET', tk, 'r')
+local s, l, c, registered = counts(h)
 if registered_only and registered ~= '1' then
   return {'unregistered', 0}
-end
-if user ~= '' then
-  redis.call('HSET', P .. 'acct', user .. ':s', now)
 end
 if not registered then
   if event == 'stopped' then
@@ -44,10 +42,18 @@ if not registered then
   end
   redis.call('HSET', tk, 'r', '0')
   redis.call('SADD', P .. 'known', h)
+  registered = '0'
 end
+local before_s, before_l, before_c = s, l, c
 
-local before_s, before_l, before_c = counts(h)
-expire(h, cutoff)
+-- Stale peers of this swarm go first; the expiry index moves only when its oldest peer changes.
+local z = P .. 'z:' .. h
+local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+local reindex = #oldest == 0
+if #oldest > 0 and tonumber(oldest[2]) <= cutoff then
+  local ds, dl = expire(h, cutoff)
+  s, l, reindex = s - ds, l - dl, true
+end
 
 local key = address .. user
 local fam = string.sub(key, 1, 1)
@@ -62,17 +68,18 @@ if old then
     credit_up, credit_down = up - old_up, down - old_down
   end
   completed, was_seeder = old_completed, old_left == 0
+  reindex = reindex or oldest[1] == key
 elseif event ~= 'stopped' then
   local field = ip_field(key)
   local ipk = P .. 'ip:' .. h
   if max_per_ip > 0 and num(redis.call('HGET', ipk, field)) >= max_per_ip then
-    settle(h)
+    if reindex then settle(h) end
     return {'too_many_peers_ip', max_per_ip}
   end
   redis.call('HINCRBY', ipk, field, 1)
 end
 if event == 'completed' and completed == 0 then
-  completed, credit_done = 1, 1
+  completed, credit_done, c = 1, 1, c + 1
   redis.call('HINCRBY', tk, 'c', 1)
 end
 
@@ -80,20 +87,28 @@ local seeder = left == 0
 local out4, out6 = {}, {}
 if event == 'stopped' then
   if old then
-    forget(h, {key})
+    local ds, dl = forget(h, {key})
+    s, l, reindex = s - ds, l - dl, true
   end
 else
   redis.call('HSET', pk, key, peer_id .. struct.pack('>dddB', up, down, left, completed))
-  redis.call('ZADD', P .. 'z:' .. h, now, key)
+  redis.call('ZADD', z, now, key)
   if was_seeder ~= seeder then
     local class = seeder and 's' or 'l'
     if was_seeder ~= nil then
       local other = seeder and 'l' or 's'
       redis.call('SREM', P .. other .. fam .. ':' .. h, key)
-      redis.call('HINCRBY', P .. 'totals', other, -1)
+      count(h, other, -1)
     end
     redis.call('SADD', P .. class .. fam .. ':' .. h, key)
-    redis.call('HINCRBY', P .. 'totals', class, 1)
+    count(h, class, 1)
+    if seeder then
+      s = s + 1
+      if was_seeder ~= nil then l = l - 1 end
+    else
+      l = l + 1
+      if was_seeder ~= nil then s = s - 1 end
+    end
   end
   local names = {}
   local families = family == '*' and {'4', '6'} or {family}
@@ -103,16 +118,21 @@ else
     end
     names[#names + 1] = P .. 'l' .. f .. ':' .. h
   end
-  sample(h, names, want, key, out4, out6)
+  sample(h, names, want, key, ids, out4, out6)
 end
-settle(h)
+if reindex then
+  settle(h)
+end
 
 if user ~= '' then
   local acct = P .. 'acct'
+  redis.call('HSET', acct, user .. ':s', now)
   if credit_up > 0 then redis.call('HINCRBY', acct, user .. ':u', int(credit_up)) end
   if credit_down > 0 then redis.call('HINCRBY', acct, user .. ':d', int(credit_down)) end
   if credit_done > 0 then redis.call('HINCRBY', acct, user .. ':c', 1) end
 end
 
-local s, l, c = publish(h, before_s, before_l, before_c)
+if registered == '1' and (s ~= before_s or l ~= before_l or c ~= before_c) then
+  publish(h, s, l, c)
+end
 return {'ok', s, l, int(c), table.concat(out4), table.concat(out6)}

@@ -11,7 +11,7 @@ for i = 4, #ARGV, 4 do
     redis.call('HINCRBY', P .. 'ip:' .. h, ip_field(key), 1)
     local class = seeder and 's' or 'l'
     redis.call('SADD', P .. class .. fam .. ':' .. h, key)
-    redis.call('HINCRBY', P .. 'totals', class, 1)
+    count(h, class, 1)
   end
   redis.call('HSET', P .. 'p:' .. h, key, value)
   redis.call('ZADD', P .. 'z:' .. h, seen, key)

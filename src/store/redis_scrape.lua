@@ -16,9 +16,8 @@ end
 local out = {'ok'}
 for i = 4, #ARGV do
   local h = canonical(ARGV[i])
-  local registered = redis.call('HGET', P .. 't:' .. h, 'r')
+  local s, l, c, registered = counts(h)
   if registered and (registered == '1' or not registered_only) then
-    local s, l, c = counts(h)
     out[#out + 1] = h
     out[#out + 1] = s
     out[#out + 1] = l

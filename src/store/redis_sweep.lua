@@ -5,9 +5,12 @@ local cutoff, limit = ARGV[1], ARGV[2]
 local due = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', cutoff, 'LIMIT', 0, limit)
 local removed = 0
 for _, h in ipairs(due) do
-  local s, l, c = counts(h)
-  removed = removed + expire(h, cutoff)
+  local s, l, c, registered = counts(h)
+  local ds, dl = expire(h, cutoff)
+  removed = removed + ds + dl
   settle(h)
-  publish(h, s, l, c)
+  if registered == '1' and ds + dl > 0 then
+    publish(h, s - ds, l - dl, c)
+  end
 end
 return {#due, removed}
