@@ -334,18 +334,7 @@ impl Shared {
         let alias = snapshot
             .as_ref()
             .and_then(|t| t.info.v2.as_ref().map(truncated));
-        let record = snapshot.map(|t| {
-            let mut batch = Some(vec![t]);
-            record_of(&mut Contents {
-                torrents: &mut || batch.take(),
-                users: &[],
-                revoked: &[],
-                pending: &[],
-                saved_at_unix: now,
-                history: None,
-                access: &Default::default(),
-            })
-        });
+        let record = snapshot.map(|t| torrent_record(t, now));
         let mut con = self.store.connection()?;
         self.store.write_torrent(
             &mut con,
@@ -401,14 +390,29 @@ impl Shared {
         let _lock = self.begin_quietly();
         let (_, seeders, leechers) = self.store.totals()?;
         swarm.sample_history_totals(now, Some((seeders as u64, leechers as u64)));
+        // Every torrent with a history: its record again, pipelined.
+        let mut con = self.store.connection()?;
+        self.store.load_import_scripts(&mut con)?;
+        let mut pipe = redis::pipe();
+        let mut queued = 0;
         for hash in swarm.registered() {
-            if swarm
-                .snapshot_one(&hash)
-                .is_some_and(|t| t.history.is_some())
-            {
-                self.write_torrent(swarm, &hash, now)?;
+            let Some(torrent) = swarm.snapshot_one(&hash).filter(|t| t.history.is_some()) else {
+                continue;
+            };
+            let alias = torrent.info.v2.as_ref().map(truncated);
+            let record = torrent_record(torrent, now);
+            self.store
+                .push_write_torrent(&mut pipe, &hash, alias.as_ref(), &record, &self.token);
+            queued += 1;
+            if queued == 1000 {
+                con.run(|c| pipe.query::<()>(c))?;
+                (pipe, queued) = (redis::pipe(), 0);
             }
         }
+        if queued > 0 {
+            con.run(|c| pipe.query::<()>(c))?;
+        }
+        drop(con);
         self.write_index_extras(swarm, now, true)?;
         Ok(true)
     }
@@ -490,37 +494,51 @@ impl Shared {
                     .query::<()>(c)
             })?;
         }
+        // Pipelined: a call per torrent (and per 2,000 of its peers), sent a few thousand at a time.
+        self.store.load_import_scripts(&mut con)?;
+        let mut pipe = redis::pipe();
+        let mut queued = 0;
         for torrent in loaded.torrents {
             let hash = torrent.info_hash;
-            let peers: Vec<(crate::store::swarm::Peer, &str)> = torrent
+            moved.torrents += 1;
+            moved.peers += torrent.peers.len();
+            let peers: Vec<(&crate::store::swarm::Peer, &str)> = torrent
                 .peers
                 .iter()
-                .map(|p| (p.clone(), names.get(&p.user).map_or("", String::as_str)))
+                .map(|p| (p, names.get(&p.user).map_or("", String::as_str)))
                 .collect();
-            moved.torrents += 1;
-            moved.peers += peers.len();
+            let (registered, completions) = (torrent.registered, torrent.completions);
             for batch in peers.chunks(2000) {
-                self.store.import_peers(
-                    &mut con,
-                    &hash,
-                    torrent.registered,
-                    torrent.completions,
-                    batch,
-                )?;
+                self.store
+                    .push_import_peers(&mut pipe, &hash, registered, completions, batch);
+                queued += 1 + batch.len();
             }
             if peers.is_empty() {
-                self.store.import_peers(
-                    &mut con,
+                self.store
+                    .push_import_peers(&mut pipe, &hash, registered, completions, &[]);
+                queued += 1;
+            }
+            drop(peers);
+            if registered {
+                let alias = torrent.info.v2.as_ref().map(truncated);
+                let record = torrent_record(torrent, now);
+                self.store.push_write_torrent(
+                    &mut pipe,
                     &hash,
-                    torrent.registered,
-                    torrent.completions,
-                    &[],
-                )?;
+                    alias.as_ref(),
+                    &record,
+                    &self.token,
+                );
+                queued += 1;
             }
-            if torrent.registered {
-                swarm.restore(torrent, now);
-                self.write_torrent(&swarm, &hash, now)?;
+            if queued >= 20_000 {
+                con.run(|c| pipe.query::<()>(c))?;
+                pipe = redis::pipe();
+                queued = 0;
             }
+        }
+        if queued > 0 {
+            con.run(|c| pipe.query::<()>(c))?;
         }
         self.write_index_extras(&swarm, now, false)?;
         self.write_index_extras(&swarm, now, true)?;
@@ -661,6 +679,21 @@ fn record_of(contents: &mut Contents) -> String {
     // Writing to memory does not fail.
     let _ = state::write_state(&mut out, contents);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The record of one torrent (its peers are not part of it).
+fn torrent_record(mut torrent: crate::store::swarm::TorrentSnapshot, now: u64) -> String {
+    torrent.peers.clear();
+    let mut batch = Some(vec![torrent]);
+    record_of(&mut Contents {
+        torrents: &mut || batch.take(),
+        users: &[],
+        revoked: &[],
+        pending: &[],
+        saved_at_unix: now,
+        history: None,
+        access: &Default::default(),
+    })
 }
 
 /// A record read back; a record that does not parse is logged and skipped.

@@ -437,3 +437,33 @@ fn a_pending_registration_made_through_one_instance_is_settled_by_an_announce_to
     assert_eq!(listed["torrents"][0]["name"], "pending one");
     assert_eq!(listed["torrents"][0]["leechers"], 1, "{listed}");
 }
+
+#[test]
+fn peers_over_time_are_sampled_once_and_read_by_every_instance() {
+    let redis = Redis::start();
+    let a = on_store(&redis, &[]);
+    let hash = hash_of(&upload(&a, &make_torrent("history", 1, false)));
+    let query = format!(
+        "info_hash={}&peer_id={}&port=6001&left=0&uploaded=0&downloaded=0",
+        escape(&hash),
+        escape(&id(1))
+    );
+    assert_eq!(failure(&a.announce(&query)), None);
+    // B starts in the slot A sampled at its start (before the seeder came): it takes A's
+    // sample, with no seeder, and does not take its own, which would count the seeder.
+    let b = on_store(&redis, &[]);
+    let totals = |t: &Tracker| t.get("/api/v1/history").json();
+    assert_eq!(totals(&a), totals(&b));
+    let points = totals(&b)["fine"]["points"].clone();
+    assert_eq!(points.as_array().unwrap().len(), 1, "{points}");
+    assert_eq!(
+        points[0][1], 0,
+        "A's sample, taken before the seeder: {points}"
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/torrents/{}/history", hex(&hash)))
+            .json(),
+        b.get(&format!("/api/v1/torrents/{}/history", hex(&hash)))
+            .json()
+    );
+}
