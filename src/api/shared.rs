@@ -107,19 +107,8 @@ impl Shared {
                 restore(swarm, &record, now);
             }
         }
-        let (pending, history): (Option<String>, Option<String>) =
-            con.run(|c| redis::pipe().get(keys::PENDING).get(keys::HISTORY).query(c))?;
+        load_extras(&mut con, swarm)?;
         drop(con);
-        if let Some(loaded) = pending.as_deref().and_then(|r| parse(r, "pending")) {
-            swarm.replace_pending(loaded.pending);
-        }
-        if let Some(history) = history
-            .as_deref()
-            .and_then(|r| parse(r, "history"))
-            .and_then(|l| l.history)
-        {
-            swarm.restore_totals_history(history);
-        }
         let registered: Vec<InfoHash> = wanted.into_iter().collect();
         self.refresh_counts(swarm, &registered)?;
         *applied = head;
@@ -229,18 +218,7 @@ impl Shared {
             }
         }
         if pending || history {
-            let (pending_record, history_record): (Option<String>, Option<String>) =
-                con.run(|c| redis::pipe().get(keys::PENDING).get(keys::HISTORY).query(c))?;
-            if let Some(loaded) = pending_record.as_deref().and_then(|r| parse(r, "pending")) {
-                swarm.replace_pending(loaded.pending);
-            }
-            if let Some(h) = history_record
-                .as_deref()
-                .and_then(|r| parse(r, "history"))
-                .and_then(|l| l.history)
-            {
-                swarm.restore_totals_history(h);
-            }
+            load_extras(&mut con, swarm)?;
         }
         drop(con);
         self.refresh_counts(swarm, &changed)?;
@@ -712,6 +690,23 @@ fn parse(record: &str, what: &str) -> Option<Loaded> {
             None
         }
     }
+}
+
+/// The pending registrations and the tracker's peers over time, into the copy.
+fn load_extras(con: &mut crate::store::redis::Pooled, swarm: &Swarm) -> Result<()> {
+    let (pending, history): (Option<String>, Option<String>) =
+        con.run(|c| redis::pipe().get(keys::PENDING).get(keys::HISTORY).query(c))?;
+    if let Some(loaded) = pending.as_deref().and_then(|r| parse(r, "pending")) {
+        swarm.replace_pending(loaded.pending);
+    }
+    if let Some(history) = history
+        .as_deref()
+        .and_then(|r| parse(r, "history"))
+        .and_then(|l| l.history)
+    {
+        swarm.restore_totals_history(history);
+    }
+    Ok(())
 }
 
 /// Puts a torrent record into the copy.
