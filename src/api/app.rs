@@ -395,7 +395,7 @@ impl App {
             match self.swarm.entry(&hash) {
                 Some((hash, info, counts)) => {
                     let found = crate::api::catalog::Found { hash, info, counts };
-                    let json = crate::api::index::summary_json(&found);
+                    let json = crate::api::catalog::summary_json(&found);
                     self.events.publish("updated", &json);
                 }
                 None => self

@@ -7,9 +7,10 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use memchr::memmem;
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::protocol::ids::InfoHash;
+use crate::protocol::ids::{self, InfoHash};
 use crate::protocol::ScrapeCounts;
 use crate::store::info::{category_line, fold, sort_name, tag_line, TorrentInfo, CATEGORIES};
 use crate::store::search_index::{Row as IndexRow, SearchIndex};
@@ -348,6 +349,27 @@ pub fn search(swarm: &Swarm, query: &Query) -> Page {
         })
         .collect();
     Page { total, torrents }
+}
+
+/// A torrent's metadata and live counts: the same for every caller (live events send this).
+pub fn summary_json(found: &Found) -> Value {
+    let Found { hash, info, counts } = found;
+    json!({
+        "info_hash": hash.to_hex(),
+        "v2_info_hash": info.v2.as_ref().map(|v2| ids::hex(v2)),
+        "name": info.name,
+        "title": info.display_title(),
+        "artist": info.artist,
+        "tags": info.tags,
+        "category": info.category,
+        "size": info.size,
+        "uploader": info.uploader,
+        "added": info.added_unix(),
+        "seeders": counts.complete,
+        "leechers": counts.incomplete,
+        "completed": counts.downloaded,
+        "stored": info.stored,
+    })
 }
 
 #[cfg(test)]

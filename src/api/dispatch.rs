@@ -529,7 +529,8 @@ fn publish_change(app: &App, reply: &Reply, removal: bool) {
         "updated"
     };
     let found = crate::api::catalog::Found { hash, info, counts };
-    app.events.publish(kind, &index::summary_json(&found));
+    app.events
+        .publish(kind, &crate::api::catalog::summary_json(&found));
 }
 
 fn answer(app: &App, route: Route, req: &Prepared) -> Reply {

@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 use crate::api::access::Who;
 use crate::api::admin::AnnounceBase;
 use crate::api::app::App;
-use crate::api::catalog::{self, Found};
+use crate::api::catalog::{self, summary_json, Found};
 use crate::api::metadata;
 use crate::error::ApiError;
-use crate::protocol::ids::{self, InfoHash};
+use crate::protocol::ids::InfoHash;
 use crate::protocol::torrent_file::{self, Personal};
 use crate::protocol::{metainfo, multipart};
 use crate::store::info::{truncated, InfoUpdate};
@@ -253,27 +253,6 @@ fn register_magnet(
             "created": created,
         }),
     ))
-}
-
-/// A torrent's metadata and live counts: the same for every caller (live events send this).
-pub fn summary_json(found: &Found) -> Value {
-    let Found { hash, info, counts } = found;
-    json!({
-        "info_hash": hash.to_hex(),
-        "v2_info_hash": info.v2.as_ref().map(|v2| ids::hex(v2)),
-        "name": info.name,
-        "title": info.display_title(),
-        "artist": info.artist,
-        "tags": info.tags,
-        "category": info.category,
-        "size": info.size,
-        "uploader": info.uploader,
-        "added": info.added_unix(),
-        "seeders": counts.complete,
-        "leechers": counts.incomplete,
-        "completed": counts.downloaded,
-        "stored": info.stored,
-    })
 }
 
 /// A torrent as the API lists it: [`summary_json`] and the caller's links.
