@@ -87,8 +87,13 @@ impl Prepared {
         let mut signed_in = None;
         let route = routes::resolve(&request.method, &path).and_then(|route| {
             // With a shared store, users, sessions and the index are read again first when
-            // another instance changed them. Announces and scrapes go to the store itself.
-            if !matches!(route, Route::Announce { .. } | Route::Scrape { .. }) {
+            // another instance changed them. Announces and scrapes go to the store itself; the
+            // page's files and the OpenAPI document are the binary's.
+            let reads_store = !matches!(
+                route,
+                Route::Announce { .. } | Route::Scrape { .. } | Route::Web(_) | Route::OpenApi
+            );
+            if reads_store {
                 let accounting = matches!(
                     route,
                     Route::ListUsers | Route::ShowUser(_) | Route::Me | Route::ShowSession

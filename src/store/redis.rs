@@ -551,34 +551,47 @@ impl RedisStore {
             .collect())
     }
 
-    /// Whether this database holds no tinytracker state at all.
+    /// Whether this database holds no tinytracker state (none of the keys every tracker has
+    /// once it holds anything).
     pub fn is_empty(&self) -> Result<bool> {
         let mut con = self.connection()?;
-        let found: Vec<Vec<u8>> = con.run(|c| {
-            redis::cmd("SCAN")
-                .arg(0)
-                .arg("MATCH")
-                .arg("tt:*")
-                .arg("COUNT")
-                .arg(1000)
-                .query::<(u64, Vec<Vec<u8>>)>(c)
-                .map(|(_, keys)| keys)
+        let found: usize = con.run(|c| {
+            redis::cmd("EXISTS")
+                .arg(&[
+                    keys::USERS,
+                    keys::KNOWN,
+                    keys::REGISTERED,
+                    keys::LOG,
+                    keys::ACCOUNTING,
+                ])
+                .query(c)
         })?;
-        if !found.is_empty() {
-            return Ok(false);
-        }
-        let any: Vec<Vec<u8>> = con.run(|c| redis::cmd("KEYS").arg("tt:*").query(c))?;
-        Ok(any.is_empty())
+        Ok(found == 0)
     }
 
-    /// Deletes every tinytracker key of this database (an import with --replace).
+    /// Deletes every tinytracker key of this database (an import with --replace), a SCAN batch
+    /// at a time. Returns how many went.
     pub fn clear(&self) -> Result<usize> {
         let mut con = self.connection()?;
-        let all: Vec<Vec<u8>> = con.run(|c| redis::cmd("KEYS").arg("tt:*").query(c))?;
-        for batch in all.chunks(1000) {
-            con.run(|c| redis::cmd("DEL").arg(batch).query::<i64>(c))?;
+        let (mut cursor, mut removed) = (0u64, 0);
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = con.run(|c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg("tt:*")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            if !batch.is_empty() {
+                removed += con.run(|c| redis::cmd("DEL").arg(&batch).query::<usize>(c))?;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
         }
-        Ok(all.len())
     }
 
     /// Appends to the change log (`kind`: users, torrent, pending, history; `key`: which; `by`:
