@@ -504,6 +504,8 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Flags beyond the defaults (TLS), kept for a restart.
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -522,11 +524,47 @@ impl Redis {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            if let Some(child) = launch_redis(port, dir.path()) {
+            if let Some(child) = launch_redis(port, dir.path(), &[]) {
                 return Redis {
                     child: Some(child),
                     port,
                     dir,
+                    extra: Vec::new(),
+                };
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// A redis-server that speaks TLS only (with `certs`) and wants `password`.
+    pub fn start_tls(certs: &Certificates, password: &str) -> Redis {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = |p: &Path| p.to_str().unwrap().to_owned();
+        let extra: Vec<String> = [
+            "--tls-cert-file",
+            &path(&certs.cert),
+            "--tls-key-file",
+            &path(&certs.key),
+            "--tls-ca-cert-file",
+            &path(&certs.ca),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if let Some(child) = launch_redis(port, dir.path(), &extra) {
+                return Redis {
+                    child: Some(child),
+                    port,
+                    dir,
+                    extra,
                 };
             }
         }
@@ -547,7 +585,7 @@ impl Redis {
 
     /// Starts it again on the same port and directory, after [`Redis::kill`].
     pub fn restart(&mut self) {
-        self.child = launch_redis(self.port, self.dir.path());
+        self.child = launch_redis(self.port, self.dir.path(), &self.extra);
         assert!(
             self.child.is_some(),
             "redis-server did not start again on {}",
@@ -557,9 +595,24 @@ impl Redis {
 }
 
 /// Starts redis-server on `port` with its files in `dir`; `Some` once it accepts connections.
-fn launch_redis(port: u16, dir: &Path) -> Option<Child> {
+/// With TLS flags in `extra`, `port` is its TLS port and it has no plain one.
+fn launch_redis(port: u16, dir: &Path, extra: &[String]) -> Option<Child> {
+    let tls = extra.iter().any(|a| a.starts_with("--tls"));
+    let (plain, tls_port) = if tls {
+        ("0".to_owned(), port.to_string())
+    } else {
+        (port.to_string(), "0".to_owned())
+    };
     let mut child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &plain,
+            "--tls-port",
+            &tls_port,
+        ])
+        .args(extra)
         .args([
             "--appendonly",
             "yes",

@@ -467,3 +467,49 @@ fn peers_over_time_are_sampled_once_and_read_by_every_instance() {
             .json()
     );
 }
+
+#[test]
+fn a_store_over_tls_with_a_password() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(certs_dir.path(), "redis");
+    let redis = Redis::start_tls(&certs, "s3cret-pass");
+    let url = format!("rediss://:s3cret-pass@127.0.0.1:{}/0", redis.port);
+    let start = |url: &str, env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tinytracker"))
+            .args(["--bind", "127.0.0.1:0", "--store", url, "--state-file"])
+            .arg(certs_dir.path().join("unused.json"))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let ca = certs.ca.to_str().unwrap();
+    // A server certificate nobody vouches for, and a wrong password: each stops the start.
+    let untrusted = start(&url, &[("SSL_CERT_FILE", "/dev/null")]);
+    assert!(!untrusted.status.success());
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        said.contains("unavailable") && said.contains("rediss://***@127.0.0.1"),
+        "{said}"
+    );
+    let wrong = format!("rediss://:guess@127.0.0.1:{}/0", redis.port);
+    let refused = start(&wrong, &[("SSL_CERT_FILE", ca)]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!said.contains("guess"), "the password is not shown: {said}");
+
+    // Trusting the CA, with the password: a working tracker.
+    let tracker = Tracker::start_with_env(&["--store", &url], &[("SSL_CERT_FILE", ca)]);
+    let query = format!(
+        "info_hash={}&peer_id={}&port=6001&left=0&uploaded=0&downloaded=0",
+        escape(&[7; 20]),
+        escape(&id(1))
+    );
+    let answer = tracker.announce(&query);
+    assert_eq!(failure(&answer), None, "{}", describe(&answer));
+    assert_eq!(int(field(&answer, "complete")), 1);
+    assert!(
+        !tracker.stderr().contains("s3cret-pass"),
+        "{}",
+        tracker.stderr()
+    );
+}
