@@ -291,6 +291,20 @@ fn ipv6_clients_get_18_byte_peers_of_their_own_family() {
 #[test]
 fn private_mode_takes_the_passkey_from_the_url_data_with_the_http_failure_texts() {
     let (tracker, udp) = udp_tracker(&["--private"], "127.0.0.1:0");
+    private_mode_over_udp(&tracker, udp);
+}
+
+#[test]
+fn private_mode_over_udp_is_the_same_with_a_shared_store() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let (tracker, udp) = udp_tracker(&["--private", "--store", &url], "127.0.0.1:0");
+    private_mode_over_udp(&tracker, udp);
+}
+
+/// Passkeys from BEP 41 URL data, refusals with the texts HTTP clients get, credits and a
+/// rotated passkey, on a `--private` tracker with a UDP address.
+fn private_mode_over_udp(tracker: &Tracker, udp: SocketAddr) {
     let alice = tracker.post_json("/users", &json!({"name": "alice"}).to_string());
     assert_eq!(alice.status, 201, "{}", alice.text());
     let passkey = alice.json()["passkey"].as_str().unwrap().to_owned();
@@ -344,7 +358,7 @@ fn private_mode_takes_the_passkey_from_the_url_data_with_the_http_failure_texts(
         panic!("the old passkey still works");
     };
     assert_eq!(text, http_text(&format!("/{passkey}"), id(7)));
-    assert!(metric(&tracker, "refused") >= 5);
+    assert!(metric(tracker, "refused") >= 5);
 }
 
 #[test]
