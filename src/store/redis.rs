@@ -267,11 +267,28 @@ impl RedisStore {
             Family::V4 => "4",
             Family::V6 => "6",
         };
-        // Compact answers carry addresses only: peer ids are fetched when the answer shows them.
+        // Answers that show no peer ids (compact ones, the usual) draw their peers with plain
+        // SRANDMEMBERs sent in the same round trip as the script, after it: drawing inside the
+        // script costs Redis a Lua string per peer. The script draws for the others.
         let ids = matches!(req.style, PeerStyle::Dicts { with_peer_id: true });
+        let stopping = req.event == Event::Stopped;
+        let draws = if ids || stopping || want == 0 {
+            Vec::new()
+        } else {
+            draw_sets(&req.info_hash, family, req.left == 0)
+        };
+        let script_want = if draws.is_empty() && !stopping {
+            want
+        } else {
+            0
+        };
+        let drawn_per_set = want + want / 4 + 2;
         let mut con = self.connection()?;
-        let reply: Vec<Value> = con.run(|c| {
-            self.announce
+        let mut replies: Vec<Value> = con.run(|c| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("EVALSHA")
+                .arg(self.announce.get_hash())
+                .arg(0)
                 .arg(req.info_hash.as_bytes())
                 .arg(passkey.given.unwrap_or(""))
                 .arg(u8::from(passkey.required))
@@ -284,13 +301,31 @@ impl RedisStore {
                 .arg(req.downloaded)
                 .arg(req.left)
                 .arg(event)
-                .arg(want)
+                .arg(script_want)
                 .arg(family)
                 .arg(config.max_peers_per_ip)
                 .arg(config.max_torrents)
-                .arg(u8::from(ids))
-                .invoke(c)
+                .arg(u8::from(ids));
+            for set in &draws {
+                pipe.cmd("SRANDMEMBER")
+                    .arg(set)
+                    .arg(-(drawn_per_set as i64));
+            }
+            match pipe.query::<Vec<Value>>(c) {
+                // A Redis that restarted has forgotten the script: load it, send again.
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.announce.load(c)?;
+                    pipe.query(c)
+                }
+                other => other,
+            }
         })?;
+        let reply: Vec<Value> = match replies.first_mut().map(std::mem::take) {
+            Some(Value::Array(reply)) => reply,
+            _ => Vec::new(),
+        };
         let text = |v: &Value| match v {
             Value::BulkString(b) => b.clone(),
             Value::SimpleString(s) => s.clone().into_bytes(),
@@ -327,6 +362,39 @@ impl RedisStore {
         answer.incomplete = int(reply.get(2)) as u32;
         answer.downloaded = int(reply.get(3));
         answer.peers.clear();
+        if !draws.is_empty() {
+            let own = reply.get(6).map(text).unwrap_or_default();
+            let mut drawn: Vec<Vec<Vec<u8>>> = replies[1..]
+                .iter()
+                .map(|v| match v {
+                    Value::Array(keys) => keys.iter().map(text).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            if own.as_slice() != req.info_hash.as_bytes() && own.len() == 20 {
+                // The truncated v2 hash of a hybrid: its peers are under the v1 hash.
+                let canonical = InfoHash(<[u8; 20]>::try_from(own.as_slice()).unwrap_or_default());
+                let sets = draw_sets(&canonical, family, req.left == 0);
+                drawn = con.run(|c| {
+                    let mut pipe = redis::pipe();
+                    for set in &sets {
+                        pipe.cmd("SRANDMEMBER")
+                            .arg(set)
+                            .arg(-(drawn_per_set as i64));
+                    }
+                    pipe.query(c)
+                })?;
+            }
+            let shares = (answer.complete as usize, answer.incomplete as usize);
+            pick_peers(
+                drawn,
+                &draws,
+                shares,
+                &peer_address(&req.addr),
+                want,
+                answer,
+            );
+        }
         for (at, width) in [(4, 4), (5, 16)] {
             let packed = reply.get(at).map(text).unwrap_or_default();
             let id_width = if ids { 20 } else { 0 };
@@ -706,6 +774,77 @@ impl RedisStore {
             .invoke::<i64>(c)
         })?;
         Ok(())
+    }
+}
+
+/// The sets an announce draws peers from: seeders (unless the announcing peer is one) and
+/// leechers, of the address families `family` allows.
+fn draw_sets(hash: &InfoHash, family: &str, seeder: bool) -> Vec<Vec<u8>> {
+    let families: &[&str] = match family {
+        "4" => &["4"],
+        "6" => &["6"],
+        _ => &["4", "6"],
+    };
+    let mut sets = Vec::with_capacity(4);
+    for f in families {
+        if !seeder {
+            sets.push(keys::swarm(&format!("s{f}"), hash.as_bytes()));
+        }
+        sets.push(keys::swarm(&format!("l{f}"), hash.as_bytes()));
+    }
+    sets
+}
+
+/// Up to `want` distinct peers from the draws (with repetition) of `sets`, not the announcing
+/// peer's address: seeders and leechers in the proportion of `shares` (seeders, leechers), the
+/// other class filling in when one runs short.
+fn pick_peers(
+    drawn: Vec<Vec<Vec<u8>>>,
+    sets: &[Vec<u8>],
+    shares: (usize, usize),
+    own: &[u8],
+    want: usize,
+    answer: &mut AnnounceResponse,
+) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut seeders, mut leechers) = (Vec::new(), Vec::new());
+    for (keys, set) in drawn.into_iter().zip(sets) {
+        let is_seeders = set.get(3) == Some(&b's');
+        for key in keys {
+            let width = if key.first() == Some(&b'4') { 7 } else { 19 };
+            let Some(address) = key.get(..width) else {
+                continue;
+            };
+            if address == own || !seen.insert(address.to_vec()) {
+                continue;
+            }
+            if is_seeders {
+                seeders.push(key);
+            } else {
+                leechers.push(key);
+            }
+        }
+    }
+    let (s, l) = shares;
+    let mut from_seeders = if s + l == 0 {
+        0
+    } else {
+        (want * s).div_ceil(s + l)
+    };
+    from_seeders = from_seeders.min(seeders.len());
+    let from_leechers = (want - from_seeders).min(leechers.len());
+    from_seeders = (want - from_leechers).min(seeders.len());
+    for key in seeders
+        .iter()
+        .take(from_seeders)
+        .chain(leechers.iter().take(from_leechers))
+    {
+        if let Some((peer, _)) = read_peer(key, &[0; 45], 0) {
+            answer.peers.push(AnnouncePeer {
+                peer_id: PeerId([0; 20]),
+                addr: peer.addr,
+            });
+        }
     }
 }
 

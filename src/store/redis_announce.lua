@@ -3,8 +3,9 @@
 -- address ('4'/'6' .. compact address), peer id, uploaded, downloaded, left,
 -- event ('', started, completed, stopped), numwant, family ('4', '6', '*'), max peers per IP,
 -- max torrents, peer ids wanted in the answer (1/0).
--- Returns {'ok', seeders, leechers, completed, peers4, peers6} (each peer its address, then its
--- id if wanted) or {error name, limit}.
+-- Returns {'ok', seeders, leechers, completed, peers4, peers6, the torrent's own hash} (each peer
+-- its address, then its id if wanted; none with numwant 0, when the caller draws them itself in
+-- the same round trip) or {error name, limit}.
 local h, passkey, required = ARGV[1], ARGV[2], ARGV[3] == '1'
 local registered_only, now, cutoff = ARGV[4] == '1', ARGV[5], tonumber(ARGV[6])
 local address, peer_id = ARGV[7], ARGV[8]
@@ -35,7 +36,7 @@ if registered_only and registered ~= '1' then
 end
 if not registered then
   if event == 'stopped' then
-    return {'ok', 0, 0, 0, '', ''}
+    return {'ok', 0, 0, 0, '', '', h}
   end
   if max_torrents > 0 and redis.call('SCARD', P .. 'known') >= max_torrents then
     return {'too_many_torrents', max_torrents}
@@ -118,7 +119,9 @@ else
     end
     names[#names + 1] = P .. 'l' .. f .. ':' .. h
   end
-  sample(h, names, want, key, ids, out4, out6)
+  if want > 0 then
+    sample(h, names, want, key, ids, out4, out6)
+  end
 end
 if reindex then
   settle(h)
@@ -135,4 +138,4 @@ end
 if registered == '1' and (s ~= before_s or l ~= before_l or c ~= before_c) then
   publish(h, s, l, c)
 end
-return {'ok', s, l, int(c), table.concat(out4), table.concat(out6)}
+return {'ok', s, l, int(c), table.concat(out4), table.concat(out6), h}
