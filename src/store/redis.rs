@@ -955,6 +955,45 @@ mod tests {
     }
 
     #[test]
+    fn drawn_peers_are_distinct_mixed_by_class_and_never_the_announcer() {
+        let key = |port: u16| {
+            let mut key = peer_address(&SocketAddr::from(([10, 0, 0, 1], port)));
+            key.extend_from_slice(b"bob");
+            key
+        };
+        let hash = InfoHash([1; 20]);
+        let sets = draw_sets(&hash, "4", false);
+        assert_eq!(sets.len(), 2, "seeders and leechers of IPv4");
+        // Seeders 1..=10 (drawn with repeats), leechers 100..=129 and the announcer (100).
+        let seeders: Vec<Vec<u8>> = (1..=10).chain(1..=5).map(key).collect();
+        let leechers: Vec<Vec<u8>> = (100..130).map(key).collect();
+        let mut answer = AnnounceResponse::default();
+        let own = peer_address(&SocketAddr::from(([10, 0, 0, 1], 100)));
+        pick_peers(
+            vec![seeders, leechers],
+            &sets,
+            (10, 30),
+            &own,
+            20,
+            &mut answer,
+        );
+        let ports: Vec<u16> = answer.peers.iter().map(|p| p.addr.port()).collect();
+        assert_eq!(ports.len(), 20);
+        assert_eq!(
+            ports.iter().filter(|p| **p <= 10).count(),
+            5,
+            "a quarter seeders: {ports:?}"
+        );
+        assert!(!ports.contains(&100), "not the announcer");
+        let mut distinct = ports.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 20);
+        // A seeder announcing draws leechers only.
+        assert_eq!(draw_sets(&hash, "*", true).len(), 2);
+    }
+
+    #[test]
     fn passwords_are_not_shown() {
         assert_eq!(
             hide_password("redis://:hunter2@127.0.0.1:6379/0"),
