@@ -364,13 +364,7 @@ impl RedisStore {
         answer.peers.clear();
         if !draws.is_empty() {
             let own = reply.get(6).map(text).unwrap_or_default();
-            let mut drawn: Vec<Vec<Vec<u8>>> = replies[1..]
-                .iter()
-                .map(|v| match v {
-                    Value::Array(keys) => keys.iter().map(text).collect(),
-                    _ => Vec::new(),
-                })
-                .collect();
+            let mut drawn: Vec<Value> = replies.split_off(1);
             if own.as_slice() != req.info_hash.as_bytes() && own.len() == 20 {
                 // The truncated v2 hash of a hybrid: its peers are under the v1 hash.
                 let canonical = InfoHash(<[u8; 20]>::try_from(own.as_slice()).unwrap_or_default());
@@ -387,7 +381,7 @@ impl RedisStore {
             }
             let shares = (answer.complete as usize, answer.incomplete as usize);
             pick_peers(
-                drawn,
+                &drawn,
                 &draws,
                 shares,
                 &peer_address(&req.addr),
@@ -795,33 +789,39 @@ fn draw_sets(hash: &InfoHash, family: &str, seeder: bool) -> Vec<Vec<u8>> {
     sets
 }
 
-/// Up to `want` distinct peers from the draws (with repetition) of `sets`, not the announcing
-/// peer's address: seeders and leechers in the proportion of `shares` (seeders, leechers), the
-/// other class filling in when one runs short.
+/// Up to `want` distinct peers from the draws (with repetition) of `sets` (a reply each), not
+/// the announcing peer's address: seeders and leechers in the proportion of `shares` (seeders,
+/// leechers), the other class filling in when one runs short. Reads the keys where they are.
 fn pick_peers(
-    drawn: Vec<Vec<Vec<u8>>>,
+    drawn: &[Value],
     sets: &[Vec<u8>],
     shares: (usize, usize),
     own: &[u8],
     want: usize,
     answer: &mut AnnounceResponse,
 ) {
-    let mut seen = std::collections::HashSet::new();
-    let (mut seeders, mut leechers) = (Vec::new(), Vec::new());
-    for (keys, set) in drawn.into_iter().zip(sets) {
+    let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    let (mut seeders, mut leechers): (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
+    for (reply, set) in drawn.iter().zip(sets) {
+        let Value::Array(keys) = reply else {
+            continue;
+        };
         let is_seeders = set.get(3) == Some(&b's');
         for key in keys {
+            let Value::BulkString(key) = key else {
+                continue;
+            };
             let width = if key.first() == Some(&b'4') { 7 } else { 19 };
             let Some(address) = key.get(..width) else {
                 continue;
             };
-            if address == own || !seen.insert(address.to_vec()) {
+            if address == own || !seen.insert(address) {
                 continue;
             }
             if is_seeders {
-                seeders.push(key);
+                seeders.push(address);
             } else {
-                leechers.push(key);
+                leechers.push(address);
             }
         }
     }
@@ -834,18 +834,34 @@ fn pick_peers(
     from_seeders = from_seeders.min(seeders.len());
     let from_leechers = (want - from_seeders).min(leechers.len());
     from_seeders = (want - from_leechers).min(seeders.len());
-    for key in seeders
+    for address in seeders
         .iter()
         .take(from_seeders)
         .chain(leechers.iter().take(from_leechers))
     {
-        if let Some((peer, _)) = read_peer(key, &[0; 45], 0) {
+        if let Some(addr) = compact_address(address) {
             answer.peers.push(AnnouncePeer {
                 peer_id: PeerId([0; 20]),
-                addr: peer.addr,
+                addr,
             });
         }
     }
+}
+
+/// The address of a peer key's first bytes ('4' or '6', then the compact address).
+fn compact_address(bytes: &[u8]) -> Option<SocketAddr> {
+    let (ip, port) = match bytes.first()? {
+        b'4' => (
+            IpAddr::from(<[u8; 4]>::try_from(bytes.get(1..5)?).ok()?),
+            bytes.get(5..7)?,
+        ),
+        b'6' => (
+            IpAddr::from(<[u8; 16]>::try_from(bytes.get(1..17)?).ok()?),
+            bytes.get(17..19)?,
+        ),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])))
 }
 
 /// A change of a record: which (`kind`, `key`), when (`id`) and by which instance.
@@ -965,18 +981,13 @@ mod tests {
         let sets = draw_sets(&hash, "4", false);
         assert_eq!(sets.len(), 2, "seeders and leechers of IPv4");
         // Seeders 1..=10 (drawn with repeats), leechers 100..=129 and the announcer (100).
-        let seeders: Vec<Vec<u8>> = (1..=10).chain(1..=5).map(key).collect();
-        let leechers: Vec<Vec<u8>> = (100..130).map(key).collect();
+        let reply =
+            |keys: Vec<Vec<u8>>| Value::Array(keys.into_iter().map(Value::BulkString).collect());
+        let seeders = reply((1..=10).chain(1..=5).map(key).collect());
+        let leechers = reply((100..130).map(key).collect());
         let mut answer = AnnounceResponse::default();
         let own = peer_address(&SocketAddr::from(([10, 0, 0, 1], 100)));
-        pick_peers(
-            vec![seeders, leechers],
-            &sets,
-            (10, 30),
-            &own,
-            20,
-            &mut answer,
-        );
+        pick_peers(&[seeders, leechers], &sets, (10, 30), &own, 20, &mut answer);
         let ports: Vec<u16> = answer.peers.iter().map(|p| p.addr.port()).collect();
         assert_eq!(ports.len(), 20);
         assert_eq!(
