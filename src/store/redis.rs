@@ -921,29 +921,14 @@ fn peer_value(peer: &Peer) -> Vec<u8> {
 
 /// The peer a stored key and value describe, with its user's name.
 fn read_peer(key: &[u8], value: &[u8], last_seen: u64) -> Option<(Peer, String)> {
-    let (ip, rest) = match key.first()? {
-        b'4' => (
-            IpAddr::from(<[u8; 4]>::try_from(key.get(1..5)?).ok()?),
-            key.get(5..)?,
-        ),
-        b'6' => (
-            IpAddr::from(<[u8; 16]>::try_from(key.get(1..17)?).ok()?),
-            key.get(17..)?,
-        ),
-        _ => return None,
-    };
-    let port = u16::from_be_bytes(<[u8; 2]>::try_from(rest.get(..2)?).ok()?);
-    let user = String::from_utf8_lossy(rest.get(2..)?).into_owned();
+    let addr = compact_address(key)?;
+    let width = if addr.is_ipv4() { 7 } else { 19 };
+    let user = String::from_utf8_lossy(key.get(width..)?).into_owned();
     let id = <[u8; 20]>::try_from(value.get(..20)?).ok()?;
     let double = |at: usize| -> Option<u64> {
         Some(f64::from_be_bytes(value.get(at..at + 8)?.try_into().ok()?) as u64)
     };
-    let mut peer = Peer::new(
-        SocketAddr::new(ip, port),
-        PeerId(id),
-        double(36)?,
-        last_seen,
-    );
+    let mut peer = Peer::new(addr, PeerId(id), double(36)?, last_seen);
     peer.uploaded = double(20)?;
     peer.downloaded = double(28)?;
     peer.completed = *value.get(44)? != 0;
