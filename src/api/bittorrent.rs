@@ -76,20 +76,24 @@ pub fn announce(
         (Caller::Shared(passkey), Some(shared)) => {
             app.claim_pending(&req.info_hash).map_err(store_fault)?;
             let config = &app.config.swarm;
-            shared
-                .store
-                .announce(
-                    config,
-                    crate::store::redis::Passkey {
-                        required: app.config.require_passkey,
-                        given: passkey.as_deref(),
-                    },
-                    req,
-                    now,
-                    family,
-                    answer,
-                )
-                .map_err(store_fault)??;
+            let passkey = crate::store::redis::Passkey {
+                required: app.config.require_passkey,
+                given: passkey.as_deref(),
+            };
+            let call = |answer: &mut AnnounceResponse| {
+                shared
+                    .store
+                    .announce(config, passkey, req, now, family, answer)
+                    .map_err(store_fault)
+            };
+            match call(answer)? {
+                Err(ProtocolError::UnregisteredTorrent)
+                    if settled_elsewhere(app, &[req.info_hash])? =>
+                {
+                    call(answer)??
+                }
+                outcome => outcome?,
+            }
             answer.interval_secs = app.swarm.jittered_interval();
             answer.min_interval_secs = config.min_interval_secs;
             Ok(())
@@ -172,15 +176,39 @@ fn shared_scrape(
         Caller::Shared(passkey) => passkey.as_deref(),
         Caller::Local(_) => None,
     };
-    shared
-        .store
-        .scrape(
-            hashes,
-            app.config.swarm.registered_only,
-            crate::store::redis::Passkey {
-                required: app.config.require_passkey,
-                given: passkey,
-            },
-        )
-        .map_err(store_fault)?
+    let call = || {
+        shared
+            .store
+            .scrape(
+                hashes,
+                app.config.swarm.registered_only,
+                crate::store::redis::Passkey {
+                    required: app.config.require_passkey,
+                    given: passkey,
+                },
+            )
+            .map_err(store_fault)
+    };
+    let found = call()??;
+    let refused = app.config.swarm.registered_only && found.iter().all(Option::is_none);
+    if refused && settled_elsewhere(app, hashes)? {
+        return call()?;
+    }
+    Ok(found)
+}
+
+/// After a refusal for an unregistered torrent on a shared store: whether a registration that
+/// another instance left pending (it waits for the first announce or scrape of one of its
+/// candidates) names one of `hashes`. The copy is brought up to date first, since announces do
+/// not read the change log; a registration found is settled.
+fn settled_elsewhere(app: &App, hashes: &[InfoHash]) -> Result<bool, ProtocolError> {
+    app.sync(false).map_err(store_fault)?;
+    let mut settled = false;
+    for hash in hashes {
+        if app.swarm.is_pending(hash) {
+            app.claim_pending(hash).map_err(store_fault)?;
+            settled = true;
+        }
+    }
+    Ok(settled)
 }
