@@ -19,7 +19,6 @@ use tinytracker::cli::operator;
 use tinytracker::cli::Cli;
 use tinytracker::config::Config;
 use tinytracker::net::{server, tls, udp};
-use tinytracker::store::redis::RedisStore;
 use tinytracker::store::state;
 use tinytracker::store::swarm::Swarm;
 use tinytracker::store::users::Users;
@@ -240,13 +239,8 @@ fn claim_state_file(config: &mut Config) -> anyhow::Result<state::Lock> {
 /// Connects to the shared store and loads this instance's copy of users and the index from it.
 fn connect_store(url: &str, swarm: &Swarm, users: &Users) -> anyhow::Result<Shared> {
     let started = Instant::now();
-    // rediss:// goes through rustls, with the same provider as --tls-bind.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = RedisStore::connect(url).map_err(anyhow::Error::msg)?;
-    let shared = Shared::new(Arc::new(store));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let shared = Shared::connect(url).map_err(anyhow::Error::msg)?;
+    let now = tinytracker::api::app::unix_now();
     let (torrents, user_count) = shared
         .load_all(swarm, users, now)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -276,9 +270,7 @@ fn load_state(config: &Config, swarm: &Swarm, users: &Users) -> anyhow::Result<b
     for what in &loaded.warnings {
         warn!("state file {}: {what}", path.display());
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = tinytracker::api::app::unix_now();
     let torrents = loaded.torrents.len();
     let user_count = loaded.users.len();
     users.restore(loaded.users, loaded.revoked);

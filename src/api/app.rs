@@ -49,6 +49,13 @@ pub struct App {
     shutting_down: AtomicBool,
 }
 
+/// Wall-clock Unix seconds (0 before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// What one save wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SaveReport {
@@ -89,9 +96,7 @@ impl App {
 
     /// Wall-clock Unix seconds.
     pub fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix_now()
     }
 
     /// How often the state may have changed so far; equal counts mean nothing changed between.

@@ -66,6 +66,13 @@ impl Shared {
         }
     }
 
+    /// Connects to the store at `url` (see [`RedisStore::connect`]); `rediss://` goes through
+    /// rustls with the provider `--tls-bind` uses.
+    pub fn connect(url: &str) -> std::result::Result<Shared, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Shared::new(Arc::new(RedisStore::connect(url)?)))
+    }
+
     fn applied(&self) -> MutexGuard<'_, String> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }

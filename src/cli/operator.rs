@@ -63,24 +63,15 @@ fn state(action: StateAction) -> ExitCode {
     }
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn shared_store(url: &str) -> Result<crate::api::shared::Shared, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = crate::store::redis::RedisStore::connect(url)?;
-    Ok(crate::api::shared::Shared::new(std::sync::Arc::new(store)))
-}
+use crate::api::app::unix_now as now_unix;
+use crate::api::shared::Shared;
 
 fn import_store(url: &str, replace: bool, state_file: &std::path::Path) -> Result<String, String> {
     let started = std::time::Instant::now();
     let loaded = crate::store::state::load(state_file)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no state file at {}", state_file.display()))?;
-    let shared = shared_store(url)?;
+    let shared = Shared::connect(url)?;
     let store = &shared.store;
     if !store.is_empty().map_err(|e| e.to_string())? {
         if !replace {
@@ -115,7 +106,7 @@ fn export_store(url: &str, out: &std::path::Path) -> Result<String, String> {
             out.display()
         ));
     }
-    let shared = shared_store(url)?;
+    let shared = Shared::connect(url)?;
     let moved = shared.export(out, now_unix())?;
     Ok(format!(
         "exported {} torrents, {} peers, {} users and {} stored .torrent files from {} to {} in {} ms",
