@@ -427,13 +427,7 @@ fn head_reply(route: &Route, req: &Prepared) -> Reply {
 }
 
 fn reply_to(app: &App, route: Route, req: &Prepared) -> Reply {
-    let changes_index = matches!(
-        route,
-        Route::UploadTorrent
-            | Route::RegisterTorrent
-            | Route::EditTorrent(_)
-            | Route::RemoveTorrent(_)
-    );
+    let changes_index = writes(&route) == Some(Writes::Index);
     let removal = matches!(route, Route::RemoveTorrent(_));
     let reply = match (&app.shared, writes(&route)) {
         (Some(shared), Some(writes)) => answer_shared(app, shared, writes, route, req),
