@@ -54,7 +54,10 @@ pub mod keys {
 
     /// A key of one swarm (`kind` as in redis.lua: t, z, p, s4, l4, s6, l6, ip).
     pub fn swarm(kind: &str, hash: &[u8; 20]) -> Vec<u8> {
-        let mut key = format!("tt:{kind}:").into_bytes();
+        let mut key = Vec::with_capacity(4 + kind.len() + hash.len());
+        key.extend_from_slice(b"tt:");
+        key.extend_from_slice(kind.as_bytes());
+        key.push(b':');
         key.extend_from_slice(hash);
         key
     }
@@ -331,14 +334,7 @@ impl RedisStore {
             Value::SimpleString(s) => s.clone().into_bytes(),
             _ => Vec::new(),
         };
-        let int = |v: Option<&Value>| match v {
-            Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            Some(Value::BulkString(b)) => std::str::from_utf8(b)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0),
-            _ => 0,
-        };
+        let int = |v: Option<&Value>| v.map_or(0, number);
         let status = reply.first().map(text).unwrap_or_default();
         let limit = int(reply.get(1)) as usize;
         let refused = match status.as_slice() {
@@ -774,17 +770,18 @@ impl RedisStore {
 /// The sets an announce draws peers from: seeders (unless the announcing peer is one) and
 /// leechers, of the address families `family` allows.
 fn draw_sets(hash: &InfoHash, family: &str, seeder: bool) -> Vec<Vec<u8>> {
-    let families: &[&str] = match family {
-        "4" => &["4"],
-        "6" => &["6"],
-        _ => &["4", "6"],
+    // (seeders, leechers) of each family.
+    let families: &[(&str, &str)] = match family {
+        "4" => &[("s4", "l4")],
+        "6" => &[("s6", "l6")],
+        _ => &[("s4", "l4"), ("s6", "l6")],
     };
     let mut sets = Vec::with_capacity(4);
-    for f in families {
+    for (seeders, leechers) in families {
         if !seeder {
-            sets.push(keys::swarm(&format!("s{f}"), hash.as_bytes()));
+            sets.push(keys::swarm(seeders, hash.as_bytes()));
         }
-        sets.push(keys::swarm(&format!("l{f}"), hash.as_bytes()));
+        sets.push(keys::swarm(leechers, hash.as_bytes()));
     }
     sets
 }
