@@ -510,35 +510,11 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        assert!(
-            Command::new("redis-server")
-                .arg("--version")
-                .output()
-                .is_ok(),
-            "redis-server is missing: run bash tools/test.sh, which installs Debian's redis-server"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        // A port that was free a moment ago may be taken by the time Redis binds it: try again.
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            if let Some(child) = launch_redis(port, dir.path(), &[]) {
-                return Redis {
-                    child: Some(child),
-                    port,
-                    dir,
-                    extra: Vec::new(),
-                };
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
+        Redis::start_with(Vec::new())
     }
 
     /// A redis-server that speaks TLS only (with `certs`) and wants `password`.
     pub fn start_tls(certs: &Certificates, password: &str) -> Redis {
-        let dir = tempfile::tempdir().expect("temp dir");
         let path = |p: &Path| p.to_str().unwrap().to_owned();
         let extra: Vec<String> = [
             "--tls-cert-file",
@@ -554,6 +530,20 @@ impl Redis {
         ]
         .map(str::to_owned)
         .to_vec();
+        Redis::start_with(extra)
+    }
+
+    /// A redis-server with `extra` flags, on the first of a few free ports it can bind.
+    fn start_with(extra: Vec<String>) -> Redis {
+        assert!(
+            Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "redis-server is missing: run bash tools/test.sh, which installs Debian's redis-server"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A port that was free a moment ago may be taken by the time Redis binds it: try again.
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
